@@ -1,0 +1,155 @@
+package models
+
+import (
+	"fmt"
+	"math"
+)
+
+// Energy evaluates U(x) in float64 for one point x (length Dim) and, when
+// grad is non-nil (length Dim), writes ∇ₓU(x) into it. It is the reference
+// implementation that the gorgonia and ONNX graphs are checked against.
+func (p *Params) Energy(x, grad []float64) float64 {
+	switch p.Spec.Family {
+	case GMM:
+		return p.gmmEnergy(x, grad)
+	case MLP:
+		return p.mlpEnergy(x, grad)
+	}
+	panic(fmt.Sprintf("models: unknown family %q", p.Spec.Family))
+}
+
+// Responsibilities writes r_m(x) = softmax_m(−½|x − a_m|² − z_m) into r and
+// returns U(x) (GMM only).
+func (p *Params) Responsibilities(x, r []float64) float64 {
+	d, M := p.Spec.Dim, p.Spec.Modes
+	a, z := p.Get("means").Data, p.Get("log_mass").Data
+	for m := 0; m < M; m++ {
+		s := 0.0
+		for k := 0; k < d; k++ {
+			t := x[k] - a[m*d+k]
+			s += t * t
+		}
+		r[m] = -0.5*s - z[m]
+	}
+	lse := LogSumExp(r[:M])
+	for m := 0; m < M; m++ {
+		r[m] = math.Exp(r[m] - lse)
+	}
+	return -lse
+}
+
+func (p *Params) gmmEnergy(x, grad []float64) float64 {
+	d, M := p.Spec.Dim, p.Spec.Modes
+	r := make([]float64, M)
+	u := p.Responsibilities(x, r)
+	if grad != nil {
+		a := p.Get("means").Data
+		for k := 0; k < d; k++ {
+			g := x[k]
+			for m := 0; m < M; m++ {
+				g -= r[m] * a[m*d+k]
+			}
+			grad[k] = g
+		}
+	}
+	return u
+}
+
+// Activate applies the named activation and returns its derivative too.
+func Activate(act Activation, v float64) (y, dy float64) {
+	switch act {
+	case SiLU:
+		s := sigmoid(v)
+		return v * s, s * (1 + v*(1-s))
+	case Softplus:
+		if v > 0 {
+			return v + math.Log1p(math.Exp(-v)), sigmoid(v)
+		}
+		return math.Log1p(math.Exp(v)), sigmoid(v)
+	case Tanh:
+		t := math.Tanh(v)
+		return t, 1 - t*t
+	}
+	panic(fmt.Sprintf("models: unknown activation %q", act))
+}
+
+func sigmoid(v float64) float64 {
+	if v >= 0 {
+		return 1 / (1 + math.Exp(-v))
+	}
+	e := math.Exp(v)
+	return e / (1 + e)
+}
+
+func (p *Params) mlpEnergy(x, grad []float64) float64 {
+	s := p.Spec
+	l := s.Layers()
+	mu := s.Mu0()
+	inv := 1 / (s.BaseStd * s.BaseStd)
+	u := 0.0
+	for k := 0; k < s.Dim; k++ {
+		t := x[k] - mu[k]
+		u += 0.5 * t * t * inv
+	}
+	// forward, keeping pre-activation derivatives for the backward pass
+	acts := [][]float64{x}
+	var derivs [][]float64
+	h := x
+	nl := len(l) - 1
+	for i := 0; i < nl; i++ {
+		w, b := p.Tensors[2*i].Data, p.Tensors[2*i+1].Data
+		in, out := l[i], l[i+1]
+		z := make([]float64, out)
+		for j := 0; j < out; j++ {
+			z[j] = b[j]
+		}
+		for a := 0; a < in; a++ {
+			if h[a] == 0 {
+				continue
+			}
+			row := w[a*out : (a+1)*out]
+			for j := 0; j < out; j++ {
+				z[j] += h[a] * row[j]
+			}
+		}
+		if i == nl-1 {
+			u += z[0]
+			break
+		}
+		dz := make([]float64, out)
+		for j := range z {
+			z[j], dz[j] = Activate(s.Activation, z[j])
+		}
+		acts = append(acts, z)
+		derivs = append(derivs, dz)
+		h = z
+	}
+	if grad == nil {
+		return u
+	}
+	// backward: δ at the output is 1
+	delta := []float64{1}
+	for i := nl - 1; i >= 0; i-- {
+		w := p.Tensors[2*i].Data
+		in, out := l[i], l[i+1]
+		prev := make([]float64, in)
+		for a := 0; a < in; a++ {
+			row := w[a*out : (a+1)*out]
+			acc := 0.0
+			for j := 0; j < out; j++ {
+				acc += row[j] * delta[j]
+			}
+			prev[a] = acc
+		}
+		if i > 0 {
+			for a := range prev {
+				prev[a] *= derivs[i-1][a]
+			}
+		}
+		delta = prev
+	}
+	for k := 0; k < s.Dim; k++ {
+		grad[k] = delta[k] + (x[k]-mu[k])*inv
+	}
+	return u
+}
