@@ -7,6 +7,9 @@ package smc
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // Float is the element type of walker positions and gradients.
@@ -160,4 +163,68 @@ func Gather[T any](a []T, w int, idx []int, tmp []T) {
 	for i, j := range idx {
 		copy(a[i*w:(i+1)*w], tmp[j*w:(j+1)*w])
 	}
+}
+
+// noiseChunk is the number of rows whose noise comes from one derived stream.
+const noiseChunk = 256
+
+// ULAParallel is ULA over n rows of length d, with the noise drawn in fixed
+// chunks of rows from PCG streams seeded by rng, in parallel goroutines. The
+// result depends only on rng's state, never on GOMAXPROCS.
+func ULAParallel[T Float](x, g []T, d int, h float64, rng *rand.Rand) {
+	n := len(x) / d
+	chunks := (n + noiseChunk - 1) / noiseChunk
+	seeds := make([]uint64, chunks)
+	for i := range seeds {
+		seeds[i] = rng.Uint64()
+	}
+	s := math.Sqrt(2 * h)
+	parallelFor(chunks, func(c int) {
+		r := rand.New(rand.NewPCG(seeds[c], uint64(c)))
+		lo, hi := c*noiseChunk*d, min((c+1)*noiseChunk*d, len(x))
+		xs, gs := x[lo:hi], g[lo:hi]
+		for i := range xs {
+			xs[i] = T(float64(xs[i]) - h*float64(gs[i]) + s*r.NormFloat64())
+		}
+	})
+}
+
+// parallelFor runs f(0..n-1) on up to GOMAXPROCS goroutines.
+func parallelFor(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// UpdateLogWeights adds the Jarzynski increment of every walker to a:
+// a[i] += LogWeightIncrement(h, u0[i], u1[i], rows i of x0, x1, g0, g1).
+func UpdateLogWeights[T Float](a []float64, h float64, d int, u0, u1 []float64, x0, x1, g0, g1 []T) {
+	n := len(a)
+	chunks := (n + noiseChunk - 1) / noiseChunk
+	parallelFor(chunks, func(c int) {
+		for i := c * noiseChunk; i < min((c+1)*noiseChunk, n); i++ {
+			r := i * d
+			a[i] += LogWeightIncrement(h, u0[i], u1[i], x0[r:r+d], x1[r:r+d], g0[r:r+d], g1[r:r+d])
+		}
+	})
 }

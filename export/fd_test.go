@@ -1,0 +1,81 @@
+package export
+
+import (
+	"math"
+	"testing"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// TestGradIsGradientOfEnergy checks the exported graph against itself: the
+// "grad" output must be the derivative of the "energy" output, by central
+// finite differences in float32 (step 1e-2; truncation and rounding keep the
+// agreement to about 1e-3 of the gradient's scale).
+func TestGradIsGradientOfEnergy(t *testing.T) {
+	needORT(t)
+	cases := []struct {
+		name string
+		p    *models.Params
+	}{
+		{"gmm/d2-m3", testGMM(t, 2, 3, 1)},
+		{"gmm/d50-m2", testGMM(t, 50, 2, 2)},
+		{"mlp/silu", testMLP(t, models.SiLU, 2, []int{16, 16}, 3)},
+		{"mlp/softplus", testMLP(t, models.Softplus, 2, []int{16, 16}, 4)},
+		{"mlp/tanh", testMLP(t, models.Tanh, 2, []int{16, 16}, 5)},
+	}
+	const (
+		points = 12
+		coords = 4 // coordinates probed per point
+		h      = 1e-2
+		tol    = 2e-3
+	)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			model, err := Build(c.p, Info{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := c.p.Spec.Dim
+			x := testPoints(c.p, points, 5)
+			// rows: the point itself, then x ± h·e_k for the probed k
+			var batch []float32
+			var ks []int
+			for i := 0; i < points; i++ {
+				row := x[i*d : (i+1)*d]
+				for j := 0; j < coords && j < d; j++ {
+					k := (i + 7*j) % d
+					ks = append(ks, k)
+					for _, s := range []float64{0, h, -h} {
+						for kk, v := range row {
+							if kk == k {
+								v += s
+							}
+							batch = append(batch, float32(v))
+						}
+					}
+				}
+			}
+			n := len(batch) / d
+			u, g, err := evaluate(model, batch, n, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for r, k := range ks {
+				base, plus, minus := 3*r, 3*r+1, 3*r+2
+				step := float64(batch[plus*d+k]) - float64(batch[minus*d+k]) // the float32 step actually taken
+				fd := (float64(u[plus]) - float64(u[minus])) / step
+				scale := 1.0
+				for kk := 0; kk < d; kk++ {
+					scale = math.Max(scale, math.Abs(float64(g[base*d+kk])))
+				}
+				err := math.Abs(fd-float64(g[base*d+k])) / scale
+				worst = math.Max(worst, err)
+				if err > tol {
+					t.Errorf("probe %d coord %d: finite difference %.6g, grad %.6g (rel %.2g)", r, k, fd, g[base*d+k], err)
+				}
+			}
+			t.Logf("worst relative disagreement %.2e over %d probes", worst, len(ks))
+		})
+	}
+}

@@ -1,0 +1,76 @@
+package export
+
+import (
+	"fmt"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// mlpGraph adds U and ∇ₓU of the quadratic base plus perceptron
+//
+//	U(x) = |x − μ0|²/(2σ0²) + f(x),  f = layer_L ∘ act ∘ … ∘ act ∘ layer_0,
+//
+// where layer_i(h) = h·W_i + b_i, reading "x" [batch, d] and producing
+// "energy" [batch] and "grad" [batch, d]. The gradient is explicit
+// reverse-mode differentiation: δ = W_Lᵀ at the last hidden layer, then
+// δ ← (δ ⊙ act′(z_i))·W_iᵀ down to the input, plus (x − μ0)/σ0².
+// The activation derivatives are σ(z)(1 + z(1 − σ(z))) for SiLU (computed as
+// σ + silu·(1 − σ)), σ(z) for softplus and 1 − tanh² for tanh.
+func mlpGraph(b *builder, p *models.Params) {
+	s := p.Spec
+	l := s.Layers()
+	last := len(l) - 2 // index of the output layer
+
+	h := "x"
+	derivs := make([]string, last)
+	for i := 0; i < last; i++ {
+		w := b.floats(fmt.Sprintf("param/w%d", i), p.Tensors[2*i].Data, l[i], l[i+1])
+		bias := b.floats(fmt.Sprintf("param/b%d", i), p.Tensors[2*i+1].Data, l[i+1])
+		z := b.Gemm(fmt.Sprintf("layer%d/gemm", i), h, w, bias, false)
+		h, derivs[i] = activation(b, fmt.Sprintf("layer%d/%s", i, s.Activation), s.Activation, z)
+	}
+	wL := p.Tensors[2*last].Data
+	w := b.floats(fmt.Sprintf("param/w%d", last), wL, l[last], 1)
+	bias := b.floats(fmt.Sprintf("param/b%d", last), p.Tensors[2*last+1].Data, 1)
+	f := b.Gemm(fmt.Sprintf("layer%d/gemm", last), h, w, bias, false)
+	b.doc("f(x), the perceptron's scalar output")
+
+	inv := 1 / (s.BaseStd * s.BaseStd)
+	diff := b.Sub("base/diff", "x", b.floats("base/mean", s.Mu0(), s.Dim))
+	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
+	q := b.Mul("base/energy", sq, b.scalar(0.5*inv))
+	b.doc("|x − μ0|²/(2σ0²)")
+	b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)
+	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
+
+	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row
+	delta := b.floats(fmt.Sprintf("backward/layer%d/w_t", last), wL, 1, l[last])
+	for i := last - 1; i >= 0; i-- {
+		dz := b.Mul(fmt.Sprintf("backward/layer%d/act", i), delta, derivs[i])
+		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, fmt.Sprintf("param/w%d", i), "", true)
+	}
+	gb := b.Mul("backward/base", diff, b.scalar(inv))
+	b.Add("grad", delta, gb)
+	b.doc("∇ₓU = (x − μ0)/σ0² + ∇ₓf")
+}
+
+// activation applies act to z and returns the activation and its derivative.
+func activation(b *builder, prefix string, act models.Activation, z string) (y, dy string) {
+	switch act {
+	case models.SiLU:
+		sig := b.Sigmoid(prefix+"/sigmoid", z)
+		y = b.Mul(prefix+"/out", z, sig)
+		one := b.Sub(prefix+"/one_minus_sigmoid", b.scalar(1), sig)
+		dy = b.Add(prefix+"/deriv", sig, b.Mul(prefix+"/deriv_term", y, one))
+		b.doc("silu′(z) = σ(z) + silu(z)(1 − σ(z))")
+	case models.Softplus:
+		y = b.Softplus(prefix+"/out", z)
+		dy = b.Sigmoid(prefix+"/deriv", z)
+	case models.Tanh:
+		y = b.Tanh(prefix+"/out", z)
+		dy = b.Sub(prefix+"/deriv", b.scalar(1), b.Mul(prefix+"/out_sq", y, y))
+	default:
+		panic(fmt.Sprintf("export: unknown activation %q", act)) // Spec.Validate rules this out
+	}
+	return y, dy
+}

@@ -1,0 +1,275 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/jarzyn/jarzyn/internal/ortlib"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// Reference evaluates U and ∇ₓU of p at n points x (n×d, row-major) in the
+// given dtype; train.EvalEnergy has this signature.
+type Reference func(p *models.Params, x []float64, n int, dtype string) (energy, grad []float64, err error)
+
+// ModelsReference is the float64 reference of package models (dtype is ignored).
+func ModelsReference(p *models.Params, x []float64, n int, _ string) (energy, grad []float64, err error) {
+	d := p.Spec.Dim
+	if n <= 0 || len(x) != n*d {
+		return nil, nil, fmt.Errorf("export: reference got %d values for %d points of dim %d", len(x), n, d)
+	}
+	energy, grad = make([]float64, n), make([]float64, n*d)
+	for i := 0; i < n; i++ {
+		energy[i] = p.Energy(x[i*d:(i+1)*d], grad[i*d:(i+1)*d])
+	}
+	return energy, grad, nil
+}
+
+// WeightsFile is the name of the weights file inside a run directory.
+const WeightsFile = "model.weights"
+
+// WalkersSection is the float64 container section (n×d) whose rows, when
+// present, serve as data-like check inputs.
+const WalkersSection = "walkers"
+
+// Options configures Run.
+type Options struct {
+	// RunDir is a training run directory; the parameters are read from
+	// RunDir/model.weights unless Checkpoint is set.
+	RunDir string
+	// Checkpoint is a weights or checkpoint file to export instead.
+	Checkpoint string
+	// Out is the ONNX file to write.
+	Out string
+	// ORTLib is the ONNX Runtime library; "" searches as ortlib.Find does.
+	ORTLib string
+	// N is the number of check inputs. The default value is 1024.
+	N int
+	// Seed seeds the check inputs. The default value is 1.
+	Seed uint64
+	// Reference computes the numbers the model must match. The default
+	// value is ModelsReference.
+	Reference Reference
+	// ReferenceName names Reference in messages. The default value is
+	// "models float64 reference".
+	ReferenceName string
+	// DType is passed to Reference. The default value is "float32".
+	DType string
+}
+
+// Result reports what Run wrote and how well it matched.
+type Result struct {
+	Out                string
+	Source             string
+	Spec               models.Spec
+	Bytes              int
+	N                  int
+	DataLike           string // where the data-like half of the inputs came from
+	Reference          string
+	EnergyErr, GradErr float64
+}
+
+func (o *Options) defaults() error {
+	if o.Out == "" {
+		return errors.New("export: an output file (--out) is required")
+	}
+	if o.RunDir == "" && o.Checkpoint == "" {
+		return errors.New("export: a run directory (--run) or a checkpoint (--checkpoint) is required")
+	}
+	if o.N == 0 {
+		o.N = 1024
+	}
+	if o.N < 2 {
+		return fmt.Errorf("export: the number of check inputs must be ≥ 2, got %d", o.N)
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Reference == nil {
+		o.Reference = ModelsReference
+		if o.ReferenceName == "" {
+			o.ReferenceName = "models float64 reference"
+		}
+	}
+	if o.ReferenceName == "" {
+		o.ReferenceName = "reference"
+	}
+	if o.DType == "" {
+		o.DType = "float32"
+	}
+	return nil
+}
+
+// Run exports a trained model: it reads the parameters and metadata, builds
+// the ONNX model, evaluates it with ONNX Runtime on N inputs (half from the
+// base Gaussian, half data-like: rows of the file's "walkers" section if it
+// has one, else uniform in [data_min, data_max]) and compares energy and
+// gradient with o.Reference. Only when both relative errors are within
+// Tolerance is the model renamed into place at o.Out; otherwise nothing is
+// left there and the error reports both numbers.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if _, err := ortlib.Init(o.ORTLib); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	src := o.Checkpoint
+	if src == "" {
+		src = filepath.Join(o.RunDir, WeightsFile)
+	}
+	c, err := models.ReadContainer(src)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	p, err := c.Params()
+	if err != nil {
+		return nil, fmt.Errorf("export: %s: %w", src, err)
+	}
+	info, err := InfoFromMeta(c.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, src)
+	}
+	model, err := Build(p, info)
+	if err != nil {
+		return nil, err
+	}
+	x, dataLike, err := checkInputs(c, p.Spec, info, o.N, o.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, src)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	refU, refG, err := o.Reference(p, x, o.N, o.DType)
+	if err != nil {
+		return nil, fmt.Errorf("export: %s: %w", o.ReferenceName, err)
+	}
+	res := &Result{Out: o.Out, Source: src, Spec: p.Spec, Bytes: len(model), N: o.N, DataLike: dataLike, Reference: o.ReferenceName}
+	err = writeChecked(ctx, o.Out, model, func(written []byte) error {
+		res.EnergyErr, res.GradErr, err = Parity(written, x, o.N, refU, refG)
+		if err != nil {
+			return err
+		}
+		if !(res.EnergyErr <= Tolerance && res.GradErr <= Tolerance) {
+			return fmt.Errorf("export: parity check failed against the %s (%s) on %d inputs: max relative error energy %.3g, grad %.3g, tolerance %g; %s was not written",
+				o.ReferenceName, o.DType, o.N, res.EnergyErr, res.GradErr, Tolerance, o.Out)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// writeChecked writes data to a temporary file next to path, calls check with
+// the bytes read back from it, and renames it to path only if check passes
+// and ctx is live; otherwise the temporary file is removed.
+func writeChecked(ctx context.Context, path string, data []byte, check func([]byte) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("export: writing %s: %w", tmp, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("export: syncing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	written, err := os.ReadFile(tmp)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := check(written); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// checkInputs draws n check points: the first half from the base Gaussian,
+// the rest data-like (see Run). It returns the points and a description of
+// the data-like half.
+func checkInputs(c *models.Container, s models.Spec, info Info, n int, seed uint64) ([]float64, string, error) {
+	rng := rand.New(rand.NewPCG(seed, 0x6a61727a796e))
+	d := s.Dim
+	mean, std := baseOf(s)
+	x := make([]float64, n*d)
+	half := n / 2
+	for i := 0; i < half*d; i++ {
+		x[i] = mean[i%d] + std*rng.NormFloat64()
+	}
+	rest := x[half*d:]
+	m := n - half
+	if c.Has(WalkersSection) {
+		w, err := c.Floats(WalkersSection)
+		if err != nil {
+			return nil, "", fmt.Errorf("export: %w", err)
+		}
+		if len(w) == 0 || len(w)%d != 0 {
+			return nil, "", fmt.Errorf("export: section %q has %d values, not a positive multiple of dim %d", WalkersSection, len(w), d)
+		}
+		rows := len(w) / d
+		var pick []int
+		if rows >= m {
+			pick = rng.Perm(rows)[:m]
+		} else {
+			for i := 0; i < m; i++ {
+				pick = append(pick, rng.IntN(rows))
+			}
+		}
+		for i, r := range pick {
+			copy(rest[i*d:(i+1)*d], w[r*d:(r+1)*d])
+		}
+		for _, v := range rest {
+			if !finite(v) {
+				return nil, "", fmt.Errorf("export: section %q holds a non-finite value %v", WalkersSection, v)
+			}
+		}
+		return x, fmt.Sprintf("%d of %d walkers", m, rows), nil
+	}
+	if info.DataMin < info.DataMax {
+		for i := range rest {
+			rest[i] = info.DataMin + (info.DataMax-info.DataMin)*rng.Float64()
+		}
+		return x, fmt.Sprintf("uniform in [%g, %g]", info.DataMin, info.DataMax), nil
+	}
+	for i := range rest {
+		rest[i] = mean[i%d] + std*(6*rng.Float64()-3)
+	}
+	return x, "uniform in μ0 ± 3σ0 (no data range in the metadata)", nil
+}
+
+var _ Reference = ModelsReference
+

@@ -1,0 +1,6 @@
+//go:build !openblas
+
+package blas
+
+// Name of the BLAS in use.
+const Name = "gonum (pure Go)"

@@ -1,0 +1,526 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/internal/ortlib"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// Names of the model's input and outputs (DESIGN, "ONNX model").
+const (
+	InputX       = "x"
+	OutputEnergy = "energy"
+	OutputGrad   = "grad"
+)
+
+// MetaPrefix prefixes every jarzyn metadata key in an exported model.
+const MetaPrefix = "jarzyn."
+
+// SupportedFormatVersion is the newest jarzyn.format_version this package reads.
+const SupportedFormatVersion = 1
+
+// requiredMeta lists the metadata keys a model must carry.
+var requiredMeta = []string{"format_version", "family", "data_shape", "base_mean", "base_std", "data_range", "step_size"}
+
+// LoadOptions configures how a model is loaded.
+type LoadOptions struct {
+	// ORTLib is the ONNX Runtime library path (the --ort-lib flag); empty means
+	// JARZYN_ORT_LIB, then the project default (see internal/ortlib).
+	ORTLib string
+	// Device selects the execution provider. The default value is "cpu".
+	Device Device
+	// CUDAProviderLib is libonnxruntime_providers_cuda.so; empty means
+	// JARZYN_ORT_CUDA_EP, then the ONNX Runtime library's folder.
+	CUDAProviderLib string
+	// Threads is ONNX Runtime's intra-op thread count. The default value (0)
+	// is GOMAXPROCS.
+	Threads int
+	// Spin lets ONNX Runtime's threads spin between Runs. The default value is
+	// false: the sampler's goroutines use the cores between Runs.
+	Spin bool
+	// Logger receives load-time messages. The default value is slog.Default().
+	Logger *slog.Logger
+	// Name and Version label the model in the HTTP API and metrics. The
+	// defaults are derived by the caller.
+	Name, Version string
+}
+
+func (o LoadOptions) threads() int {
+	if o.Threads > 0 {
+		return o.Threads
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
+func (o LoadOptions) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
+// ModelInfo is what a model file says about itself: its shape and the
+// jarzyn.* metadata written by package export.
+type ModelInfo struct {
+	// Path is the file the model was read from.
+	Path string `json:"path"`
+	// FormatVersion is jarzyn.format_version.
+	FormatVersion int `json:"format_version"`
+	// Family is the energy family (jarzyn.family).
+	Family string `json:"family"`
+	// DataShape is the shape of one sample (jarzyn.data_shape), e.g. [2].
+	DataShape []int `json:"data_shape"`
+	// Dim is the product of DataShape.
+	Dim int `json:"dim"`
+	// Spec is the architecture (jarzyn.spec), when present.
+	Spec *models.Spec `json:"spec,omitempty"`
+	// BaseMean and BaseStd are μ0 and σ0 of the base Gaussian N(μ0, σ0²I).
+	BaseMean []float64 `json:"base_mean"`
+	BaseStd  float64   `json:"base_std"`
+	// DataMin and DataMax bound the training data (jarzyn.data_range).
+	DataMin float64 `json:"data_min"`
+	DataMax float64 `json:"data_max"`
+	// StepSize is the training ULA step size h, the sampler's default; 0 when
+	// unknown (then the sampler needs an explicit h).
+	StepSize float64 `json:"step_size"`
+	// Method is the training method (jarzyn.method).
+	Method string `json:"method,omitempty"`
+	// LogZEstimate is the trainer's log Ẑ, NaN when unknown.
+	LogZEstimate float64 `json:"-"`
+	// ConfigDigest identifies the training configuration.
+	ConfigDigest string `json:"config_digest,omitempty"`
+	// ModelVersion is the ONNX model_version field.
+	ModelVersion int64 `json:"model_version"`
+	// Meta holds every metadata_props entry verbatim.
+	Meta map[string]string `json:"-"`
+}
+
+// LogZBase is log Z of the base Gaussian, (d/2)·log(2πσ0²).
+func (mi *ModelInfo) LogZBase() float64 {
+	return 0.5 * float64(mi.Dim) * math.Log(2*math.Pi*mi.BaseStd*mi.BaseStd)
+}
+
+// Model is one loaded energy model: an ONNX Runtime session created once and
+// shared by every sampler and request (ONNX Runtime sessions are safe for
+// concurrent Run calls), plus a pool of preallocated batches.
+type Model struct {
+	// Info describes the model.
+	Info ModelInfo
+	// Name and Version label it (from LoadOptions).
+	Name, Version string
+	// Device is where it runs (cuda only when the provider loaded).
+	Device Device
+	// Threads is the intra-op thread count of its session.
+	Threads int
+
+	sess *ort.DynamicAdvancedSession
+
+	poolMu    sync.Mutex
+	pool      map[int][]*Batch
+	poolBytes int
+	closed    bool
+}
+
+// maxPoolBytes bounds the tensor memory a model keeps for reuse.
+const maxPoolBytes = 256 << 20
+
+// LoadModel reads and checks an exported model and creates its session.
+// Every failure (missing, truncated or foreign file, wrong inputs or outputs,
+// missing jarzyn metadata) is one error that names the file.
+func LoadModel(path string, opt LoadOptions) (*Model, error) {
+	lib, err := ortlib.Init(opt.ORTLib)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("serve: model %s: %v", path, err)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("serve: model %s: empty file", path)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s is not a loadable ONNX model (truncated or damaged?): %v", path, err)
+	}
+	info, err := readMetadata(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIO(path, ins, outs, info.DataShape); err != nil {
+		return nil, err
+	}
+	so, dev, err := sessionOptions(opt, lib)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	var sess *ort.DynamicAdvancedSession
+	create := func() error {
+		var err error
+		sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+		return err
+	}
+	if dev == DeviceCUDA {
+		_, err = withGoSignalHandlers(create)
+	} else {
+		err = create()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s: creating the %s session failed: %v", path, dev, err)
+	}
+	m := &Model{Info: *info, Name: opt.Name, Version: opt.Version, Device: dev, Threads: opt.threads(), sess: sess, pool: map[int][]*Batch{}}
+	// One evaluation at μ0 proves the graph runs and initialises the device
+	// (CUDA creates its context on the first Run).
+	warm := func() error {
+		b, err := m.NewBatch(1)
+		if err != nil {
+			return err
+		}
+		defer b.Destroy()
+		for k, v := range info.BaseMean {
+			b.X[k] = float32(v)
+		}
+		if err := m.Eval(b, nil); err != nil {
+			return err
+		}
+		if e := b.Energy[0]; math.IsNaN(float64(e)) || math.IsInf(float64(e), 0) {
+			return fmt.Errorf("energy at the base mean is %v", e)
+		}
+		return nil
+	}
+	if dev == DeviceCUDA {
+		_, err = withGoSignalHandlers(warm)
+	} else {
+		err = warm()
+	}
+	if err != nil {
+		sess.Destroy()
+		return nil, fmt.Errorf("serve: model %s: test evaluation failed: %v", path, err)
+	}
+	opt.logger().Info("model loaded", "path", path, "name", opt.Name, "version", opt.Version, "family", info.Family,
+		"data_shape", info.DataShape, "device", string(dev), "threads", m.Threads, "ort", lib)
+	return m, nil
+}
+
+// readMetadata parses the jarzyn.* metadata of an ONNX model.
+func readMetadata(path string, data []byte) (*ModelInfo, error) {
+	md, err := ort.GetModelMetadataWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s: reading metadata: %v", path, err)
+	}
+	defer md.Destroy()
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s: reading metadata keys: %v", path, err)
+	}
+	meta := map[string]string{}
+	for _, k := range keys {
+		v, _, err := md.LookupCustomMetadataMap(k)
+		if err != nil {
+			return nil, fmt.Errorf("serve: model %s: reading metadata %s: %v", path, k, err)
+		}
+		meta[k] = v
+	}
+	info := &ModelInfo{Path: path, Meta: meta, LogZEstimate: math.NaN()}
+	if v, err := md.GetVersion(); err == nil {
+		info.ModelVersion = v
+	}
+	if err := info.parseMeta(meta); err != nil {
+		return nil, fmt.Errorf("serve: model %s: %v", path, err)
+	}
+	return info, nil
+}
+
+// parseMeta fills info from metadata_props; errors name the key.
+func (info *ModelInfo) parseMeta(meta map[string]string) error {
+	var missing []string
+	for _, k := range requiredMeta {
+		if _, ok := meta[MetaPrefix+k]; !ok {
+			missing = append(missing, MetaPrefix+k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing jarzyn metadata %s (not written by jarzyn-export?)", strings.Join(missing, ", "))
+	}
+	get := func(k string) string { return strings.TrimSpace(meta[MetaPrefix+k]) }
+	bad := func(k string, why any) error {
+		return fmt.Errorf("bad metadata %s%s=%q: %v", MetaPrefix, k, meta[MetaPrefix+k], why)
+	}
+	num := func(k string) (float64, error) {
+		v, err := strconv.ParseFloat(get(k), 64)
+		if err != nil {
+			return 0, bad(k, "not a number")
+		}
+		return v, nil
+	}
+	fv, err := num("format_version")
+	if err != nil {
+		return err
+	}
+	if fv < 1 || fv != math.Trunc(fv) {
+		return bad("format_version", "want a positive integer")
+	}
+	if fv > SupportedFormatVersion {
+		return bad("format_version", fmt.Sprintf("newer than this server reads (%d); update jarzyn-serve", SupportedFormatVersion))
+	}
+	info.FormatVersion = int(fv)
+	info.Family = get("family")
+	if info.Family == "" {
+		return bad("family", "empty")
+	}
+	if err := json.Unmarshal([]byte(get("data_shape")), &info.DataShape); err != nil || len(info.DataShape) == 0 {
+		return bad("data_shape", "want a JSON array of positive integers")
+	}
+	info.Dim = 1
+	for _, s := range info.DataShape {
+		if s <= 0 || info.Dim > math.MaxInt32/s {
+			return bad("data_shape", "want positive integers")
+		}
+		info.Dim *= s
+	}
+	if err := json.Unmarshal([]byte(get("base_mean")), &info.BaseMean); err != nil {
+		return bad("base_mean", "want a JSON array of numbers")
+	}
+	switch len(info.BaseMean) {
+	case info.Dim:
+	case 0, 1: // a scalar mean (or none) broadcasts
+		v := 0.0
+		if len(info.BaseMean) == 1 {
+			v = info.BaseMean[0]
+		}
+		info.BaseMean = make([]float64, info.Dim)
+		for i := range info.BaseMean {
+			info.BaseMean[i] = v
+		}
+	default:
+		return bad("base_mean", fmt.Sprintf("has %d entries, data_shape needs %d", len(info.BaseMean), info.Dim))
+	}
+	for _, v := range info.BaseMean {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return bad("base_mean", "not finite")
+		}
+	}
+	if info.BaseStd, err = num("base_std"); err != nil {
+		return err
+	}
+	if !(info.BaseStd > 0) || math.IsInf(info.BaseStd, 0) {
+		return bad("base_std", "want a finite number > 0")
+	}
+	var rng []float64
+	if err := json.Unmarshal([]byte(get("data_range")), &rng); err != nil || len(rng) != 2 {
+		return bad("data_range", "want a JSON array [min, max]")
+	}
+	info.DataMin, info.DataMax = rng[0], rng[1]
+	if info.StepSize, err = num("step_size"); err != nil {
+		return err
+	}
+	if info.StepSize < 0 || math.IsNaN(info.StepSize) || math.IsInf(info.StepSize, 0) {
+		return bad("step_size", "want a finite number ≥ 0 (0 = unknown)")
+	}
+	info.Method = get("method")
+	info.ConfigDigest = get("config_digest")
+	if s := get("log_z_estimate"); s != "" {
+		if v, err := strconv.ParseFloat(s, 64); err == nil {
+			info.LogZEstimate = v
+		}
+	}
+	if s := get("spec"); s != "" {
+		var sp models.Spec
+		if err := json.Unmarshal([]byte(s), &sp); err != nil {
+			return bad("spec", err)
+		}
+		info.Spec = &sp
+	}
+	return nil
+}
+
+// checkIO verifies the model's signature: input x float32 [batch, shape…],
+// outputs energy float32 [batch] and grad float32 [batch, shape…].
+func checkIO(path string, ins, outs []ort.InputOutputInfo, shape []int) error {
+	want := fmt.Sprintf("input x float32 [batch,%s]; outputs energy float32 [batch], grad float32 [batch,%s]", joinInts(shape), joinInts(shape))
+	sig := func() string {
+		var a, b []string
+		for _, i := range ins {
+			a = append(a, i.String())
+		}
+		for _, o := range outs {
+			b = append(b, o.String())
+		}
+		return fmt.Sprintf("inputs [%s], outputs [%s]", strings.Join(a, "; "), strings.Join(b, "; "))
+	}
+	fail := func(why string) error {
+		return fmt.Errorf("serve: model %s: %s; want %s; the file has %s", path, why, want, sig())
+	}
+	if len(ins) != 1 || ins[0].Name != InputX {
+		return fail("wrong inputs")
+	}
+	okTensor := func(io ort.InputOutputInfo, rank int, tail []int) bool {
+		if io.OrtValueType != ort.ONNXTypeTensor || io.DataType != ort.TensorElementDataTypeFloat || len(io.Dimensions) != rank {
+			return false
+		}
+		for i, s := range tail {
+			if d := io.Dimensions[i+1]; d > 0 && d != int64(s) {
+				return false
+			}
+		}
+		return true
+	}
+	if !okTensor(ins[0], 1+len(shape), shape) {
+		return fail("input x has the wrong type or shape")
+	}
+	found := map[string]bool{}
+	for _, o := range outs {
+		switch o.Name {
+		case OutputEnergy:
+			if !okTensor(o, 1, nil) {
+				return fail("output energy has the wrong type or shape")
+			}
+		case OutputGrad:
+			if !okTensor(o, 1+len(shape), shape) {
+				return fail("output grad has the wrong type or shape")
+			}
+		}
+		found[o.Name] = true
+	}
+	if !found[OutputEnergy] || !found[OutputGrad] {
+		return fail("missing outputs")
+	}
+	return nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// Batch holds the preallocated tensors for n walkers: positions X
+// [n, shape…], Energy [n] and Grad [n, shape…]. The slices alias the ONNX
+// Runtime tensors, so writing X and calling Eval needs no copies.
+type Batch struct {
+	N               int
+	X, Energy, Grad []float32
+	x, energy, grad *ort.Tensor[float32]
+	inputs, outputs []ort.Value
+}
+
+// NewBatch allocates tensors for n walkers.
+func (m *Model) NewBatch(n int) (*Batch, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("serve: batch size must be > 0, got %d", n)
+	}
+	shape := make([]int64, 0, 1+len(m.Info.DataShape))
+	shape = append(shape, int64(n))
+	for _, s := range m.Info.DataShape {
+		shape = append(shape, int64(s))
+	}
+	b := &Batch{N: n}
+	var err error
+	if b.x, err = ort.NewEmptyTensor[float32](ort.NewShape(shape...)); err != nil {
+		return nil, fmt.Errorf("serve: allocating x [%d,%s]: %w", n, joinInts(m.Info.DataShape), err)
+	}
+	if b.energy, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n))); err != nil {
+		b.Destroy()
+		return nil, fmt.Errorf("serve: allocating energy [%d]: %w", n, err)
+	}
+	if b.grad, err = ort.NewEmptyTensor[float32](ort.NewShape(shape...)); err != nil {
+		b.Destroy()
+		return nil, fmt.Errorf("serve: allocating grad: %w", err)
+	}
+	b.X, b.Energy, b.Grad = b.x.GetData(), b.energy.GetData(), b.grad.GetData()
+	b.inputs = []ort.Value{b.x}
+	b.outputs = []ort.Value{b.energy, b.grad}
+	return b, nil
+}
+
+// Destroy frees the batch's tensors.
+func (b *Batch) Destroy() {
+	for _, t := range []*ort.Tensor[float32]{b.x, b.energy, b.grad} {
+		if t != nil {
+			t.Destroy()
+		}
+	}
+	b.x, b.energy, b.grad = nil, nil, nil
+}
+
+func (b *Batch) bytes() int { return 4 * (len(b.X) + len(b.Energy) + len(b.Grad)) }
+
+// Eval runs the model once on the whole batch: Energy ← U(X), Grad ← ∇ₓU(X).
+// ro may be nil; a terminated RunOptions aborts the Run.
+func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
+	if err := m.sess.RunWithOptions(b.inputs, b.outputs, ro); err != nil {
+		return fmt.Errorf("serve: evaluating %d walkers: %w", b.N, err)
+	}
+	return nil
+}
+
+// getBatch takes a batch of n walkers from the pool or allocates one.
+func (m *Model) getBatch(n int) (*Batch, error) {
+	m.poolMu.Lock()
+	if l := m.pool[n]; len(l) > 0 {
+		b := l[len(l)-1]
+		m.pool[n] = l[:len(l)-1]
+		m.poolBytes -= b.bytes()
+		m.poolMu.Unlock()
+		return b, nil
+	}
+	m.poolMu.Unlock()
+	return m.NewBatch(n)
+}
+
+// putBatch returns a batch to the pool, or frees it when the pool is full.
+func (m *Model) putBatch(b *Batch) {
+	m.poolMu.Lock()
+	defer m.poolMu.Unlock()
+	if m.closed || m.poolBytes+b.bytes() > maxPoolBytes {
+		b.Destroy()
+		return
+	}
+	m.pool[b.N] = append(m.pool[b.N], b)
+	m.poolBytes += b.bytes()
+}
+
+// Close frees the session and pooled tensors. The model must not be in use.
+func (m *Model) Close() error {
+	m.poolMu.Lock()
+	m.closed = true
+	for _, l := range m.pool {
+		for _, b := range l {
+			b.Destroy()
+		}
+	}
+	m.pool, m.poolBytes = map[int][]*Batch{}, 0
+	m.poolMu.Unlock()
+	if m.sess == nil {
+		return nil
+	}
+	err := m.sess.Destroy()
+	m.sess = nil
+	return err
+}
+
+// Describe writes a one-line human summary of the model.
+func (m *Model) Describe(w io.Writer) {
+	fmt.Fprintf(w, "%s: family %s, data shape %v, base N(μ0, %g²I), h %g, device %s\n",
+		m.Info.Path, m.Info.Family, m.Info.DataShape, m.Info.BaseStd, m.Info.StepSize, m.Device)
+}

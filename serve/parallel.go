@@ -1,0 +1,108 @@
+package serve
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync"
+)
+
+// chunkElems is the number of walker coordinates per noise chunk. Chunks are
+// a fixed function of (N, d) — never of GOMAXPROCS — and each has its own
+// random stream, so samples depend only on the seed.
+const chunkElems = 8192
+
+// chunking splits n walkers of dimension d into fixed chunks.
+type chunking struct {
+	n, d   int
+	per    int // walkers per chunk
+	chunks int
+}
+
+func newChunking(n, d int) chunking {
+	per := max(1, chunkElems/d)
+	return chunking{n: n, d: d, per: per, chunks: (n + per - 1) / per}
+}
+
+// walkers returns the walker range [lo, hi) of chunk c.
+func (c chunking) walkers(i int) (lo, hi int) {
+	lo = i * c.per
+	return lo, min(c.n, lo+c.per)
+}
+
+// splitmix64 is one SplitMix64 step, used to derive independent PCG seeds.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// Stream IDs of the non-chunk random streams.
+const (
+	streamResample = 1<<63 + iota
+)
+
+// newStream returns the PCG stream number id of a seed.
+func newStream(seed, id uint64) *rand.Rand {
+	a := splitmix64(seed ^ splitmix64(id))
+	b := splitmix64(a ^ 0x5851f42d4c957f2d ^ id)
+	return rand.New(rand.NewPCG(a, b))
+}
+
+// workers runs a function on fixed worker goroutines; run does not allocate
+// when fn is a preallocated func value.
+type workers struct {
+	n     int
+	fn    func(w int)
+	start []chan struct{}
+	wg    sync.WaitGroup
+}
+
+// newWorkers starts n−1 helper goroutines (the caller is worker 0).
+func newWorkers(n int) *workers {
+	if n < 1 {
+		n = 1
+	}
+	p := &workers{n: n, start: make([]chan struct{}, n)}
+	for i := 1; i < n; i++ {
+		p.start[i] = make(chan struct{})
+		go func(i int) {
+			for range p.start[i] {
+				p.fn(i)
+				p.wg.Done()
+			}
+		}(i)
+	}
+	return p
+}
+
+// defaultWorkers is the number of goroutines a sampler uses.
+func defaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// run calls fn(w) for every worker w and waits for all of them.
+func (p *workers) run(fn func(w int)) {
+	if p.n == 1 {
+		fn(0)
+		return
+	}
+	p.fn = fn
+	p.wg.Add(p.n - 1)
+	for i := 1; i < p.n; i++ {
+		p.start[i] <- struct{}{}
+	}
+	fn(0)
+	p.wg.Wait()
+	p.fn = nil
+}
+
+// close stops the helper goroutines.
+func (p *workers) close() {
+	for i := 1; i < p.n; i++ {
+		close(p.start[i])
+	}
+}
+
+// span returns worker w's chunk range [lo, hi) of nc chunks.
+func (p *workers) span(w, nc int) (lo, hi int) {
+	return w * nc / p.n, (w + 1) * nc / p.n
+}

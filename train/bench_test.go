@@ -1,0 +1,74 @@
+package train
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// benchConfigs are the sizes of the acceptance benchmark: one training
+// iteration (weighted parameter gradient, update, ULA move, walker
+// evaluation, reweighting) at N walkers.
+func benchConfigs() map[string]Config {
+	gmm := DefaultConfig()
+	gmm.Model.Spec = models.Spec{Family: models.GMM, Dim: 50, Modes: 2, BaseStd: 1}
+	gmm.Data.Teacher.Means = [][]float64{{-10}, {6}}
+	gmm.Data.Teacher.Masses = []float64{0.25, 0.75}
+	gmm.Walkers.N, gmm.Data.N = 10000, 10000
+	gmm.Optimizer.Kind, gmm.Optimizer.LR = "sgd", 0.0025
+
+	mlp := func(d, h int) Config {
+		c := DefaultConfig()
+		c.Dtype = "float32"
+		c.Model.Spec = models.Spec{Family: models.MLP, Dim: d, Hidden: []int{h, h}, Activation: models.SiLU, BaseStd: 1}
+		c.Data.Teacher.Means = [][]float64{{1}, {-1}}
+		c.Data.Teacher.Masses = []float64{0.5, 0.5}
+		c.Data.N, c.Data.Batch = 4096, 256
+		c.Walkers.N, c.Walkers.StepSize = 4096, 0.01
+		return c
+	}
+	return map[string]Config{"gmm50d": gmm, "mlp_d2_H128": mlp(2, 128), "mlp_d784_H256": mlp(784, 256)}
+}
+
+func BenchmarkTrainIteration(b *testing.B) {
+	cfgs := benchConfigs()
+	for _, name := range []string{"gmm50d", "mlp_d2_H128", "mlp_d784_H256"} {
+		b.Run(name, func(b *testing.B) {
+			cfg := cfgs[name]
+			if cfg.Dtype == "float32" {
+				benchIter[float32](b, cfg)
+			} else {
+				benchIter[float64](b, cfg)
+			}
+		})
+	}
+}
+
+func benchIter[T Float](b *testing.B, cfg Config) {
+	cfg.Iterations = 1 << 30
+	cfg.Log.Every, cfg.Log.CheckpointEvery, cfg.Log.EvalEvery = 1<<30, 1<<30, 1
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	t, err := newTrainer[T](cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := t.initFresh(); err != nil {
+		b.Fatal(err)
+	}
+	t.cfg.Iterations = 2 // warm up
+	h := Hooks{Checkpoint: func(int) error { return nil }}
+	if err := t.run(context.Background(), h, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	t.cfg.Iterations = t.iter + b.N
+	if err := t.run(context.Background(), h, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/iter")
+}

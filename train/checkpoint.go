@@ -1,0 +1,181 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// checkpointState is the scalar part of a checkpoint.
+type checkpointState struct {
+	Iter        int     `json:"iter"`
+	Elapsed     float64 `json:"elapsed_seconds"`
+	OptT        int     `json:"opt_t"`
+	LogZRef     float64 `json:"log_z_ref"`
+	Resamplings int     `json:"resamplings"`
+	MonLogZRef  float64 `json:"monitor_log_z_ref"`
+	MonResamp   int     `json:"monitor_resamplings"`
+	MeanUData   float64 `json:"mean_u_data"`
+}
+
+func toF64[T Float](v []T) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func fromF64[T Float](dst []T, v []float64, name string) error {
+	if len(v) != len(dst) {
+		return fmt.Errorf("train: checkpoint section %s has %d values, want %d", name, len(v), len(dst))
+	}
+	for i, x := range v {
+		dst[i] = T(x)
+	}
+	return nil
+}
+
+// checkpoint encodes the full state at the start of iteration t.iter.
+func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Container, error) {
+	c := models.NewContainer("checkpoint")
+	if err := c.PutParams(t.ps.params()); err != nil {
+		return nil, err
+	}
+	st := checkpointState{Iter: t.iter, Elapsed: elapsed, OptT: t.opt.t, LogZRef: t.pop.logZref,
+		Resamplings: t.pop.resamplings, MeanUData: t.lastMeanUData}
+	put := func(prefix string, pop *population[T]) {
+		c.PutFloats(prefix+"walkers", toF64(pop.X))
+		c.PutFloats(prefix+"energies", pop.U)
+		c.PutFloats(prefix+"grads", toF64(pop.G))
+		c.PutFloats(prefix+"log_weights", pop.A)
+	}
+	put("", t.pop)
+	if t.mon != nil {
+		put("monitor/", t.mon)
+		st.MonLogZRef, st.MonResamp = t.mon.logZref, t.mon.resamplings
+	}
+	for k := range t.opt.m {
+		c.PutFloats(fmt.Sprintf("opt/m/%d", k), t.opt.m[k])
+		c.PutFloats(fmt.Sprintf("opt/v/%d", k), t.opt.v[k])
+	}
+	rng, err := t.pcg.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("train: saving the RNG state: %w", err)
+	}
+	c.PutBytes("rng", rng)
+	c.PutBytes("config", configYAML)
+	if err := c.PutJSON("state", st); err != nil {
+		return nil, err
+	}
+	for k, v := range t.exportMeta() {
+		c.Meta[k] = v
+	}
+	c.Meta["iteration"] = strconv.Itoa(t.iter)
+	return c, nil
+}
+
+// exportMeta is the metadata export carries into the ONNX model.
+func (t *trainer[T]) exportMeta() map[string]string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range t.data {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	logZ := math.NaN()
+	if t.cfg.Method == Jarzynski {
+		logZ = t.pop.logZ()
+	}
+	if t.mon != nil {
+		logZ = t.mon.logZ()
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	return map[string]string{
+		"method": string(t.cfg.Method), "step_size": f(t.cfg.Walkers.StepSize), "log_z_estimate": f(logZ),
+		"config_digest": t.cfg.Digest(), "data_min": f(lo), "data_max": f(hi), "dtype": t.cfg.Dtype,
+	}
+}
+
+// restore loads a checkpoint written by checkpoint into a trainer built from
+// the same configuration.
+func (t *trainer[T]) restore(c *models.Container) error {
+	p, err := c.Params()
+	if err != nil {
+		return err
+	}
+	if fmt.Sprint(p.Spec) != fmt.Sprint(t.cfg.Model.Spec) {
+		return fmt.Errorf("train: checkpoint model %+v does not match the config's %+v", p.Spec, t.cfg.Model.Spec)
+	}
+	if err := t.build(p); err != nil {
+		return err
+	}
+	var st checkpointState
+	if err := c.JSON("state", &st); err != nil {
+		return err
+	}
+	get := func(prefix string, pop *population[T]) error {
+		for _, s := range []struct {
+			name string
+			dst  []T
+		}{{"walkers", pop.X}, {"grads", pop.G}} {
+			v, err := c.Floats(prefix + s.name)
+			if err != nil {
+				return err
+			}
+			if err := fromF64(s.dst, v, prefix+s.name); err != nil {
+				return err
+			}
+		}
+		for _, s := range []struct {
+			name string
+			dst  []float64
+		}{{"energies", pop.U}, {"log_weights", pop.A}} {
+			v, err := c.Floats(prefix + s.name)
+			if err != nil {
+				return err
+			}
+			if len(v) != len(s.dst) {
+				return fmt.Errorf("train: checkpoint section %s%s has %d values, want %d (walkers.n changed?)", prefix, s.name, len(v), len(s.dst))
+			}
+			copy(s.dst, v)
+		}
+		return nil
+	}
+	if err := get("", t.pop); err != nil {
+		return err
+	}
+	if t.mon != nil {
+		if err := get("monitor/", t.mon); err != nil {
+			return err
+		}
+		t.mon.logZref, t.mon.resamplings = st.MonLogZRef, st.MonResamp
+	}
+	for k := range t.opt.m {
+		for _, s := range []struct {
+			name string
+			dst  []float64
+		}{{fmt.Sprintf("opt/m/%d", k), t.opt.m[k]}, {fmt.Sprintf("opt/v/%d", k), t.opt.v[k]}} {
+			v, err := c.Floats(s.name)
+			if err != nil {
+				return err
+			}
+			if len(v) != len(s.dst) {
+				return fmt.Errorf("train: checkpoint section %s has %d values, want %d", s.name, len(v), len(s.dst))
+			}
+			copy(s.dst, v)
+		}
+	}
+	rng, err := c.Bytes("rng")
+	if err != nil {
+		return err
+	}
+	if err := t.pcg.UnmarshalBinary(rng); err != nil {
+		return fmt.Errorf("train: checkpoint RNG state: %w", err)
+	}
+	t.opt.t = st.OptT
+	t.iter, t.elapsed = st.Iter, st.Elapsed
+	t.pop.logZref, t.pop.resamplings = st.LogZRef, st.Resamplings
+	t.lastMeanUData = st.MeanUData
+	return nil
+}

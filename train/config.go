@@ -1,0 +1,333 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/jarzyn/jarzyn/datasets"
+	"github.com/jarzyn/jarzyn/internal/config"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// Method selects the gradient estimator.
+type Method string
+
+const (
+	// Jarzynski is the Jarzynski-weighted SMC estimator of SPEC §2.
+	Jarzynski Method = "jarzynski"
+	// PCD is persistent contrastive divergence: same walkers, uniform weights.
+	PCD Method = "pcd"
+	// CD is contrastive divergence: PCD with walkers reset to data every cd.reset_every iterations.
+	CD Method = "cd"
+)
+
+// Config is a whole training run. Every field has a key (its mapstructure
+// tags joined by dots) that a YAML file, JARZYN_* variables or --set can set.
+type Config struct {
+	// Name of the run (the run dir defaults to runs/<name>). The default value is "run".
+	Name string `mapstructure:"name"`
+	// Seed of every random draw. The default value is 0.
+	Seed uint64 `mapstructure:"seed"`
+	// Method is jarzynski, pcd or cd. The default value is "jarzynski".
+	Method Method `mapstructure:"method"`
+	// Dtype of the gorgonia graphs: float64 or float32. The default value is "float64".
+	Dtype string `mapstructure:"dtype"`
+	// Device is cpu (cuda needs a build with -tags cuda). The default value is "cpu".
+	Device string `mapstructure:"device"`
+	// Iterations is the number of parameter updates. The default value is 1000.
+	Iterations int `mapstructure:"iterations"`
+
+	Model     ModelConfig     `mapstructure:"model"`
+	Data      DataConfig      `mapstructure:"data"`
+	Walkers   WalkerConfig    `mapstructure:"walkers"`
+	Resample  ResampleConfig  `mapstructure:"resample"`
+	CD        CDConfig        `mapstructure:"cd"`
+	Optimizer OptimizerConfig `mapstructure:"optimizer"`
+	Log       LogConfig       `mapstructure:"log"`
+}
+
+// ModelConfig is the energy family and its initialisation.
+type ModelConfig struct {
+	models.Spec `mapstructure:",squash"`
+	// MeanScale: GMM means start at mean_scale·N(0, I). The default value is 0.01.
+	MeanScale float64 `mapstructure:"mean_scale"`
+	// MeanOverrides: GMM initial mean entries [mode, coordinate, value]. The default value is empty.
+	MeanOverrides [][]float64 `mapstructure:"mean_overrides"`
+}
+
+// DataConfig is the data set.
+type DataConfig struct {
+	// Kind of data; "gmm" is a Gaussian-mixture teacher. The default value is "gmm".
+	Kind string `mapstructure:"kind"`
+	// N is the number of data points. The default value is 10000.
+	N int `mapstructure:"n"`
+	// Batch is the data batch per iteration; 0 means the whole data set. The default value is 0.
+	Batch int `mapstructure:"batch"`
+	// Split: draw exactly round(n·mass) points per mode (the paper's split). The default value is true.
+	Split bool `mapstructure:"split"`
+	// Teacher is the mixture teacher (kind gmm).
+	Teacher datasets.Teacher `mapstructure:"teacher"`
+}
+
+// WalkerConfig sets the Langevin walkers.
+type WalkerConfig struct {
+	// N is the number of walkers. The default value is 1000.
+	N int `mapstructure:"n"`
+	// StepSize is the ULA step h. The default value is 0.1.
+	StepSize float64 `mapstructure:"step_size"`
+	// ULASteps per parameter update. The default value is 1.
+	ULASteps int `mapstructure:"ula_steps"`
+	// Init is "model" (exact samples of ρ_θ0, required by jarzynski), "data", or "auto" (model for
+	// jarzynski, data for pcd and cd, as in the paper's mixture experiment). The default value is "auto".
+	Init string `mapstructure:"init"`
+	// Monitor is the size of an optional second walker population that follows the same θ path with
+	// its own weights but never enters the gradient (an unbiased log Ẑ / CE). 0 disables it. The default value is 0.
+	Monitor int `mapstructure:"monitor"`
+}
+
+// ResampleConfig sets ESS-triggered resampling (jarzynski only).
+type ResampleConfig struct {
+	// Threshold: resample when ESS/N falls below it; 0 never resamples. The default value is 0.5.
+	Threshold float64 `mapstructure:"threshold"`
+	// Scheme is systematic or multinomial. The default value is "systematic".
+	Scheme string `mapstructure:"scheme"`
+	// Warmup: no resampling before this iteration. The default value is 0.
+	Warmup int `mapstructure:"warmup"`
+}
+
+// CDConfig sets the CD baseline.
+type CDConfig struct {
+	// ResetEvery: walkers go back to data every this many iterations. The default value is 4.
+	ResetEvery int `mapstructure:"reset_every"`
+	// LRMultiplier scales every learning rate when method is cd. The default value is 1.
+	LRMultiplier float64 `mapstructure:"lr_multiplier"`
+}
+
+// OptimizerConfig sets the parameter update.
+type OptimizerConfig struct {
+	// Kind is sgd (plain gradient descent) or adam. The default value is "adam".
+	Kind string `mapstructure:"kind"`
+	// LR is the learning rate of every group without its own. The default value is 0.001.
+	LR float64 `mapstructure:"lr"`
+	// GroupLR maps a parameter tensor name (means, log_mass, w0, b0, …) to its learning rate.
+	GroupLR map[string]float64 `mapstructure:"group_lr"`
+	// Frozen lists parameters that never move: a tensor name ("means") or one entry ("log_mass[0]").
+	Frozen []string `mapstructure:"frozen"`
+	// Beta1, Beta2, Eps are Adam's. The default values are 0.9, 0.999, 1e-8.
+	Beta1 float64 `mapstructure:"beta1"`
+	Beta2 float64 `mapstructure:"beta2"`
+	Eps   float64 `mapstructure:"eps"`
+	// ClipNorm clips the global gradient norm; 0 disables. The default value is 0.
+	ClipNorm float64 `mapstructure:"clip_norm"`
+}
+
+// LogConfig sets logging, checkpoints and plots.
+type LogConfig struct {
+	// Every: a metrics row every this many iterations. The default value is 10.
+	Every int `mapstructure:"every"`
+	// CheckpointEvery: a checkpoint every this many iterations (and at the end). The default value is 500.
+	CheckpointEvery int `mapstructure:"checkpoint_every"`
+	// Plots: write PNG plots at the end. The default value is true.
+	Plots bool `mapstructure:"plots"`
+	// Grid: points per axis of the 2-D quadrature grid (MLP family, d = 2). The default value is 400.
+	Grid int `mapstructure:"grid"`
+	// EvalEvery: model masses and exact KL (quadrature for the MLP family) every this many rows; GMM rows always have them. The default value is 10.
+	EvalEvery int `mapstructure:"eval_every"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Name: "run", Method: Jarzynski, Dtype: "float64", Device: "cpu", Iterations: 1000,
+		Model: ModelConfig{Spec: models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{32, 32},
+			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01},
+		Data:      DataConfig{Kind: "gmm", N: 10000, Split: true},
+		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
+		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
+		CD:        CDConfig{ResetEvery: 4, LRMultiplier: 1},
+		Optimizer: OptimizerConfig{Kind: "adam", LR: 1e-3, GroupLR: map[string]float64{}, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		Log:       LogConfig{Every: 10, CheckpointEvery: 500, Plots: true, Grid: 400, EvalEvery: 10},
+	}
+}
+
+// LoadConfig reads file (may be empty for defaults) with env and key=value overrides, then validates.
+func LoadConfig(file string, sets []string) (Config, error) {
+	c := DefaultConfig()
+	if err := config.Load(file, sets, &c); err != nil {
+		return c, err
+	}
+	if c.Model.Family == models.GMM && c.Model.BaseStd == 0 {
+		c.Model.BaseStd = 1
+	}
+	if err := c.Validate(); err != nil {
+		src := file
+		if src == "" {
+			src = "defaults"
+		}
+		return c, fmt.Errorf("%w (config %s)", err, src)
+	}
+	return c, nil
+}
+
+// Validate reports the first invalid field, by key.
+func (c *Config) Validate() error {
+	bad := func(key string, format string, a ...any) error {
+		return fmt.Errorf("train: %s %s", key, fmt.Sprintf(format, a...))
+	}
+	switch c.Method {
+	case Jarzynski, PCD, CD:
+	default:
+		return bad("method", "must be jarzynski, pcd or cd, got %q", c.Method)
+	}
+	if c.Dtype != "float64" && c.Dtype != "float32" {
+		return bad("dtype", "must be float64 or float32, got %q", c.Dtype)
+	}
+	if c.Device != "cpu" && c.Device != "cuda" {
+		return bad("device", "must be cpu or cuda, got %q", c.Device)
+	}
+	if c.Iterations < 0 {
+		return bad("iterations", "must be >= 0, got %d", c.Iterations)
+	}
+	if c.Model.Family == models.MLP && c.Model.BaseStd == 0 {
+		c.Model.BaseStd = 1
+	}
+	if err := c.Model.Spec.Validate(); err != nil {
+		return fmt.Errorf("train: model: %w", err)
+	}
+	for i, o := range c.Model.MeanOverrides {
+		if len(o) != 3 {
+			return bad(fmt.Sprintf("model.mean_overrides[%d]", i), "must be [mode, coordinate, value], got %v", o)
+		}
+	}
+	if c.Data.Kind != "gmm" {
+		return bad("data.kind", "must be gmm, got %q", c.Data.Kind)
+	}
+	if c.Data.N <= 0 {
+		return bad("data.n", "must be > 0, got %d", c.Data.N)
+	}
+	if c.Data.Batch < 0 || c.Data.Batch > c.Data.N {
+		return bad("data.batch", "must be in [0, data.n=%d], got %d", c.Data.N, c.Data.Batch)
+	}
+	if _, err := c.Data.Teacher.Normalized(c.Model.Dim); err != nil {
+		return fmt.Errorf("train: data.%w", trimPkg(err))
+	}
+	if c.Walkers.N <= 0 {
+		return bad("walkers.n", "must be > 0, got %d", c.Walkers.N)
+	}
+	if !(c.Walkers.StepSize > 0) || math.IsInf(c.Walkers.StepSize, 0) {
+		return bad("walkers.step_size", "must be > 0, got %v", c.Walkers.StepSize)
+	}
+	if c.Walkers.ULASteps <= 0 {
+		return bad("walkers.ula_steps", "must be >= 1, got %d", c.Walkers.ULASteps)
+	}
+	if c.Walkers.Init != "auto" && c.Walkers.Init != "model" && c.Walkers.Init != "data" {
+		return bad("walkers.init", "must be auto, model or data, got %q", c.Walkers.Init)
+	}
+	if c.Method == Jarzynski && c.Walkers.Init == "data" {
+		return bad("walkers.init", "must be model for method jarzynski (the weights need exact samples of ρ_θ0), got %q", c.Walkers.Init)
+	}
+	if c.Walkers.Monitor < 0 {
+		return bad("walkers.monitor", "must be >= 0, got %d", c.Walkers.Monitor)
+	}
+	if c.Resample.Threshold < 0 || c.Resample.Threshold > 1 {
+		return bad("resample.threshold", "must be in [0, 1], got %v", c.Resample.Threshold)
+	}
+	if c.Resample.Scheme != "systematic" && c.Resample.Scheme != "multinomial" {
+		return bad("resample.scheme", "must be systematic or multinomial, got %q", c.Resample.Scheme)
+	}
+	if c.Resample.Warmup < 0 {
+		return bad("resample.warmup", "must be >= 0, got %d", c.Resample.Warmup)
+	}
+	if c.CD.ResetEvery <= 0 {
+		return bad("cd.reset_every", "must be >= 1, got %d", c.CD.ResetEvery)
+	}
+	if !(c.CD.LRMultiplier > 0) {
+		return bad("cd.lr_multiplier", "must be > 0, got %v", c.CD.LRMultiplier)
+	}
+	o := c.Optimizer
+	if o.Kind != "sgd" && o.Kind != "adam" {
+		return bad("optimizer.kind", "must be sgd or adam, got %q", o.Kind)
+	}
+	if !(o.LR > 0) {
+		return bad("optimizer.lr", "must be > 0, got %v", o.LR)
+	}
+	names := map[string]int{}
+	for _, s := range c.Model.ParamShapes() {
+		names[s.Name] = prodInts(s.Shape)
+	}
+	for k, v := range o.GroupLR {
+		if _, ok := names[k]; !ok {
+			return bad("optimizer.group_lr."+k, "names no parameter of family %s", c.Model.Family)
+		}
+		if !(v >= 0) {
+			return bad("optimizer.group_lr."+k, "must be >= 0, got %v", v)
+		}
+	}
+	for _, f := range o.Frozen {
+		m := frozenEntry.FindStringSubmatch(f)
+		if m == nil {
+			return bad("optimizer.frozen", "entry %q must be a name or name[index]", f)
+		}
+		size, ok := names[m[1]]
+		if !ok {
+			return bad("optimizer.frozen", "entry %q names no parameter of family %s", f, c.Model.Family)
+		}
+		if m[2] != "" {
+			if i, _ := strconv.Atoi(m[2]); i >= size {
+				return bad("optimizer.frozen", "entry %q is out of range (size %d)", f, size)
+			}
+		}
+	}
+	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
+		return bad("optimizer.beta1/beta2", "must be in [0, 1), got %v, %v", o.Beta1, o.Beta2)
+	}
+	if !(o.Eps > 0) {
+		return bad("optimizer.eps", "must be > 0, got %v", o.Eps)
+	}
+	if o.ClipNorm < 0 {
+		return bad("optimizer.clip_norm", "must be >= 0, got %v", o.ClipNorm)
+	}
+	if c.Log.Every <= 0 {
+		return bad("log.every", "must be >= 1, got %d", c.Log.Every)
+	}
+	if c.Log.CheckpointEvery <= 0 {
+		return bad("log.checkpoint_every", "must be >= 1, got %d", c.Log.CheckpointEvery)
+	}
+	if c.Log.EvalEvery <= 0 {
+		return bad("log.eval_every", "must be >= 1, got %d", c.Log.EvalEvery)
+	}
+	if c.Log.Grid < 10 {
+		return bad("log.grid", "must be >= 10, got %d", c.Log.Grid)
+	}
+	return nil
+}
+
+func trimPkg(err error) error {
+	s := err.Error()
+	const p = "datasets: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return fmt.Errorf("%s", s[len(p):])
+	}
+	return err
+}
+
+func prodInts(s []int) int {
+	p := 1
+	for _, v := range s {
+		p *= v
+	}
+	return p
+}
+
+// YAML renders the resolved configuration.
+func (c Config) YAML() ([]byte, error) { return config.YAML(c) }
+
+// Digest is a short SHA-256 of the resolved configuration.
+func (c Config) Digest() string {
+	b, _ := c.YAML()
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}

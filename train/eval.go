@@ -1,0 +1,186 @@
+package train
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// inputMatrix makes an [r, c] input node backed by a fresh slice it returns.
+// When buf is nil a new slice is made; otherwise buf (length r·c) is shared.
+func inputMatrix[T Float](g *G.ExprGraph, name string, r, c int, buf []T) (*G.Node, []T) {
+	if buf == nil {
+		buf = make([]T, r*c)
+	}
+	t := tensor.New(tensor.WithShape(r, c), tensor.WithBacking(buf))
+	return G.NewMatrix(g, dtypeOf[T](), G.WithShape(r, c), G.WithName(name), G.WithValue(t)), buf
+}
+
+func inputVector[T Float](g *G.ExprGraph, name string, n int) (*G.Node, []T) {
+	buf := make([]T, n)
+	t := tensor.New(tensor.WithShape(n), tensor.WithBacking(buf))
+	return G.NewVector(g, dtypeOf[T](), G.WithShape(n), G.WithName(name), G.WithValue(t)), buf
+}
+
+func valueData[T Float](n *G.Node) []T {
+	return n.Value().Data().([]T)
+}
+
+// walkerEval computes U and ∇ₓU for a fixed batch of n points with one
+// gorgonia tape machine built once: write positions into X, call run, read
+// the results.
+type walkerEval[T Float] struct {
+	n, d  int
+	quad  quadratic
+	X     []T // input positions, n×d, written by the caller
+	u, gx *G.Node
+	vm    G.VM
+}
+
+func newWalkerEval[T Float](ps *paramSet[T], n int) (*walkerEval[T], error) {
+	g := G.NewGraph()
+	params := ps.nodes(g)
+	d := ps.spec.Dim
+	x, xs := inputMatrix[T](g, "x", n, d, nil)
+	u, err := energyNode[T](g, ps.spec, params, x, n)
+	if err != nil {
+		return nil, err
+	}
+	cost, err := G.Sum(u)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	grads, err := G.Grad(cost, x)
+	if err != nil {
+		return nil, fmt.Errorf("train: differentiating U with respect to x: %w", err)
+	}
+	return &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g)}, nil
+}
+
+// run evaluates the graph and copies U (as float64) and ∇ₓU into the outputs.
+func (e *walkerEval[T]) run(u []float64, grad []T) error {
+	e.vm.Reset()
+	if err := e.vm.RunAll(); err != nil {
+		return fmt.Errorf("train: evaluating walkers: %w", err)
+	}
+	for i, v := range valueData[T](e.u) {
+		u[i] = float64(v)
+	}
+	copy(grad, valueData[T](e.gx))
+	addQuadratic(e.quad, e.X, e.d, u, grad)
+	return nil
+}
+
+// paramGrad computes the parameter gradient of the weighted loss
+// L = mean_b U(data_b) − Σ_i w_i U(X_i) for fixed batch sizes, and the mean
+// energy of the data batch.
+type paramGrad[T Float] struct {
+	Walkers []T // n×d
+	Weights []T // n
+	Data    []T // b×d
+	d       int
+	quad    quadratic
+	uData   *G.Node
+	grads   G.Nodes
+	vm      G.VM
+}
+
+// walkers, when non-nil, is shared as the walker input (e.g. a walkerEval's X).
+func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T) (*paramGrad[T], error) {
+	g := G.NewGraph()
+	params := ps.nodes(g)
+	d := ps.spec.Dim
+	xw, ws := inputMatrix[T](g, "walkers", n, d, walkers)
+	wt, wts := inputVector[T](g, "weights", n)
+	xd, ds := inputMatrix[T](g, "data", b, d, nil)
+	uw, err := energyNode[T](g, ps.spec, params, xw, n)
+	if err != nil {
+		return nil, err
+	}
+	ud, err := energyNode[T](g, ps.spec, params, xd, b)
+	if err != nil {
+		return nil, err
+	}
+	var e error
+	must := func(nd *G.Node, err error) *G.Node {
+		if err != nil && e == nil {
+			e = err
+		}
+		return nd
+	}
+	loss := must(G.Sub(must(G.Mean(ud)), must(G.Sum(must(G.HadamardProd(uw, wt))))))
+	if e != nil {
+		return nil, fmt.Errorf("train: building loss: %w", e)
+	}
+	grads, err := G.Grad(loss, params...)
+	if err != nil {
+		return nil, fmt.Errorf("train: differentiating the loss: %w", err)
+	}
+	return &paramGrad[T]{Walkers: ws, Weights: wts, Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g)}, nil
+}
+
+// run evaluates the loss gradient into grads (one slice per parameter tensor)
+// and returns the mean data energy.
+func (p *paramGrad[T]) run(grads [][]T) (meanUData float64, err error) {
+	p.vm.Reset()
+	if err := p.vm.RunAll(); err != nil {
+		return 0, fmt.Errorf("train: evaluating the loss gradient: %w", err)
+	}
+	for k, gn := range p.grads {
+		copy(grads[k], valueData[T](gn))
+	}
+	ud := valueData[T](p.uData)
+	u := make([]float64, len(ud))
+	for i, v := range ud {
+		u[i] = float64(v)
+	}
+	addQuadratic[T](p.quad, p.Data, p.d, u, nil)
+	s := 0.0
+	for _, v := range u {
+		s += v
+	}
+	return s / float64(len(u)), nil
+}
+
+// EvalEnergy evaluates U and ∇ₓU of p at the n points x (n×d, row-major) with
+// the training engine's gorgonia graph in the given dtype ("float32" or
+// "float64"). It is what export checks its ONNX graph against.
+func EvalEnergy(p *models.Params, x []float64, n int, dtype string) (energy, grad []float64, err error) {
+	if err := p.Check(); err != nil {
+		return nil, nil, err
+	}
+	if len(x) != n*p.Spec.Dim {
+		return nil, nil, fmt.Errorf("train: EvalEnergy got %d values for %d points of dim %d", len(x), n, p.Spec.Dim)
+	}
+	switch dtype {
+	case "float32":
+		return evalEnergy[float32](p, x, n)
+	case "float64", "":
+		return evalEnergy[float64](p, x, n)
+	}
+	return nil, nil, fmt.Errorf("train: dtype must be float32 or float64, got %q", dtype)
+}
+
+func evalEnergy[T Float](p *models.Params, x []float64, n int) ([]float64, []float64, error) {
+	ps := newParamSet[T](p)
+	e, err := newWalkerEval[T](ps, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, v := range x {
+		e.X[i] = T(v)
+	}
+	u := make([]float64, n)
+	g := make([]T, len(x))
+	if err := e.run(u, g); err != nil {
+		return nil, nil, err
+	}
+	g64 := make([]float64, len(g))
+	for i, v := range g {
+		g64[i] = float64(v)
+	}
+	return u, g64, nil
+}

@@ -1,0 +1,141 @@
+package train
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/jarzyn/jarzyn/datasets"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// Evaluation is what can be said of the model exactly (or by quadrature)
+// against the teacher at one moment of training.
+type Evaluation struct {
+	// ModeMasses is the model's mass in each teacher mode's Voronoi cell, in
+	// teacher order (GMM: the masses of the components nearest each teacher
+	// mean; MLP in 2-D: quadrature of e^{-U}). Nil when unknown.
+	ModeMasses []float64 `json:"mode_masses"`
+	// LogZ is log Z_θ, analytic (GMM) or by quadrature (MLP, d = 2); NaN when unknown.
+	LogZ float64 `json:"log_z"`
+	// LogZMethod says how LogZ was obtained: "analytic", "quadrature" or "".
+	LogZMethod string `json:"log_z_method"`
+	// MeanUData is the mean energy over the data used.
+	MeanUData float64 `json:"mean_u_data"`
+	// CE is LogZ + MeanUData, the cross-entropy.
+	CE float64 `json:"ce"`
+	// ExactKL is CE − H(ρ*), with H(ρ*) = −mean log ρ*(data).
+	ExactKL float64 `json:"exact_kl"`
+	// EstimatedKL is the weights' CE estimate − H(ρ*).
+	EstimatedKL float64 `json:"estimated_kl"`
+}
+
+// evaluate computes an Evaluation. meanUData is used when it is over the
+// whole data set (fullBatch); otherwise the mean is recomputed here.
+func evaluate(p *models.Params, teacher datasets.Teacher, data []float64, grid int, meanUData, logRhoStar float64, fullBatch bool) Evaluation {
+	d := p.Spec.Dim
+	if !fullBatch {
+		meanUData = meanEnergy(p, data)
+	}
+	ev := Evaluation{LogZ: math.NaN(), MeanUData: meanUData, CE: math.NaN(), ExactKL: math.NaN(), EstimatedKL: math.NaN()}
+	switch {
+	case p.Spec.Family == models.GMM:
+		ev.LogZ, _ = p.ExactLogZ()
+		ev.LogZMethod = "analytic"
+		ev.ModeMasses = make([]float64, len(teacher.Means))
+		a := p.Get("means").Data
+		for m, w := range p.ModeMasses() {
+			ev.ModeMasses[teacher.Nearest(a[m*d:(m+1)*d])] += w
+		}
+	case d == 2:
+		ev.LogZ, ev.ModeMasses = quadrature2D(p, teacher, data, grid)
+		ev.LogZMethod = "quadrature"
+	}
+	ev.CE = ev.LogZ + meanUData
+	ev.ExactKL = ev.CE + logRhoStar
+	return ev
+}
+
+func meanEnergy(p *models.Params, data []float64) float64 {
+	d := p.Spec.Dim
+	n := len(data) / d
+	u := make([]float64, n)
+	parallelRange(n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			u[i] = p.Energy(data[i*d:(i+1)*d], nil)
+		}
+	})
+	s := 0.0
+	for _, v := range u {
+		s += v
+	}
+	return s / float64(n)
+}
+
+// quadratureBox is the 2-D box integrated over: the data's bounding box
+// widened by 4 teacher standard deviations on every side.
+func quadratureBox(teacher datasets.Teacher, data []float64) (lo, hi [2]float64) {
+	lo = [2]float64{math.Inf(1), math.Inf(1)}
+	hi = [2]float64{math.Inf(-1), math.Inf(-1)}
+	for i := 0; i+1 < len(data); i += 2 {
+		for k := 0; k < 2; k++ {
+			lo[k] = math.Min(lo[k], data[i+k])
+			hi[k] = math.Max(hi[k], data[i+k])
+		}
+	}
+	s := 0.0
+	for _, v := range teacher.Stds {
+		s = math.Max(s, v)
+	}
+	for k := 0; k < 2; k++ {
+		lo[k] -= 4 * s
+		hi[k] += 4 * s
+	}
+	return lo, hi
+}
+
+// quadrature2D integrates e^{-U} on a grid×grid midpoint rule over the box and
+// returns log Z and the mass in each teacher mode's Voronoi cell.
+func quadrature2D(p *models.Params, teacher datasets.Teacher, data []float64, grid int) (float64, []float64) {
+	lo, hi := quadratureBox(teacher, data)
+	dx := (hi[0] - lo[0]) / float64(grid)
+	dy := (hi[1] - lo[1]) / float64(grid)
+	negU := make([]float64, grid*grid)
+	cell := make([]int, grid*grid)
+	parallelRange(grid, func(a, b int) {
+		x := make([]float64, 2)
+		for i := a; i < b; i++ {
+			for j := 0; j < grid; j++ {
+				x[0] = lo[0] + (float64(i)+0.5)*dx
+				x[1] = lo[1] + (float64(j)+0.5)*dy
+				negU[i*grid+j] = -p.Energy(x, nil)
+				cell[i*grid+j] = teacher.Nearest(x)
+			}
+		}
+	})
+	lse := models.LogSumExp(negU)
+	masses := make([]float64, len(teacher.Means))
+	for i, v := range negU {
+		masses[cell[i]] += math.Exp(v - lse)
+	}
+	return lse + math.Log(dx*dy), masses
+}
+
+// parallelRange splits [0, n) over GOMAXPROCS goroutines.
+func parallelRange(n int, f func(lo, hi int)) {
+	w := runtime.GOMAXPROCS(0)
+	if w > n {
+		w = n
+	}
+	if w <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 0; k < w; k++ {
+		lo, hi := k*n/w, (k+1)*n/w
+		wg.Add(1)
+		go func() { defer wg.Done(); f(lo, hi) }()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,214 @@
+package train
+
+import (
+	"fmt"
+	_ "github.com/jarzyn/jarzyn/internal/blas"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// Float is the element type the graphs run in.
+type Float interface{ float32 | float64 }
+
+func dtypeOf[T Float]() tensor.Dtype {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return tensor.Float32
+	}
+	return tensor.Float64
+}
+
+// paramSet holds the engine's master copy of the parameters in T, one slice
+// per tensor in models.Spec.ParamShapes order. Graph nodes are backed by these
+// slices, so an optimizer step in place is seen by every graph.
+type paramSet[T Float] struct {
+	spec   models.Spec
+	shapes []models.TensorShape
+	data   [][]T
+}
+
+func newParamSet[T Float](p *models.Params) *paramSet[T] {
+	ps := &paramSet[T]{spec: p.Spec, shapes: p.Spec.ParamShapes()}
+	for _, t := range p.Tensors {
+		d := make([]T, len(t.Data))
+		for i, v := range t.Data {
+			d[i] = T(v)
+		}
+		ps.data = append(ps.data, d)
+	}
+	return ps
+}
+
+// set copies p into the master slices (shapes must match).
+func (ps *paramSet[T]) set(p *models.Params) {
+	for k, t := range p.Tensors {
+		for i, v := range t.Data {
+			ps.data[k][i] = T(v)
+		}
+	}
+}
+
+// params converts the master copy to float64 models.Params.
+func (ps *paramSet[T]) params() *models.Params {
+	p, _ := models.NewParams(ps.spec)
+	for k := range p.Tensors {
+		for i, v := range ps.data[k] {
+			p.Tensors[k].Data[i] = float64(v)
+		}
+	}
+	return p
+}
+
+// nodes creates graph nodes for the parameters in g, backed by the master slices.
+// Biases are [1, H] matrices so they broadcast over the batch.
+func (ps *paramSet[T]) nodes(g *G.ExprGraph) G.Nodes {
+	dt := dtypeOf[T]()
+	var out G.Nodes
+	for k, s := range ps.shapes {
+		shape := s.Shape
+		if len(shape) == 1 && ps.spec.Family == models.MLP {
+			shape = []int{1, shape[0]}
+		}
+		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(ps.data[k]))
+		var n *G.Node
+		if len(shape) == 2 {
+			n = G.NewMatrix(g, dt, G.WithShape(shape...), G.WithName(s.Name), G.WithValue(t))
+		} else {
+			n = G.NewVector(g, dt, G.WithShape(shape...), G.WithName(s.Name), G.WithValue(t))
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// energyNode builds the parametric part of U for a batch x [n, d] and returns
+// a node of shape [n]; see quadratic for the rest.
+func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+	switch spec.Family {
+	case models.GMM:
+		return gmmEnergy[T](g, spec, params, x, n)
+	case models.MLP:
+		return mlpEnergy[T](g, spec, params, x, n)
+	}
+	return nil, fmt.Errorf("train: unknown family %q", spec.Family)
+}
+
+func scalar[T Float](g *G.ExprGraph, v float64) *G.Node {
+	return G.NewConstant(T(v))
+}
+
+// gmmEnergy builds the parametric part of the mixture energy:
+// ℓ_m = x·a_m − ½|a_m|² − z_m and −LSE_m(ℓ), with the row maximum subtracted
+// for stability. The full energy is ½|x|² − LSE_m(ℓ); the parameter-free
+// ½|x|² is added by addQuadratic.
+func gmmEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+	a, z := params[0], params[1]
+	var err error
+	must := func(nd *G.Node, e error) *G.Node {
+		if e != nil && err == nil {
+			err = e
+		}
+		return nd
+	}
+	half := scalar[T](g, 0.5)
+	xa := must(G.Mul(x, must(G.Transpose(a))))                          // [n, M]
+	aa := must(G.HadamardProd(must(G.Sum(must(G.Square(a)), 1)), half)) // [M]
+	if err != nil {
+		return nil, fmt.Errorf("train: building gmm energy: %w", err)
+	}
+	c := must(G.Add(aa, z))                                                                // [M]
+	c2 := must(G.Reshape(c, tensor.Shape{1, spec.Modes}))                                  // [1, M]
+	l := must(G.BroadcastSub(xa, c2, nil, []byte{0}))                                      // [n, M]
+	mx := must(G.Max(l, 1))                                                                // [n]
+	sh := must(G.BroadcastSub(l, must(G.Reshape(mx, tensor.Shape{n, 1})), nil, []byte{1})) // [n, M]
+	lse := must(G.Add(must(G.Log(must(G.Sum(must(G.Exp(sh)), 1)))), mx))                   // [n]
+	u := must(G.Neg(lse))
+	if err != nil {
+		return nil, fmt.Errorf("train: building gmm energy: %w", err)
+	}
+	return u, nil
+}
+
+func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+	var err error
+	must := func(nd *G.Node, e error) *G.Node {
+		if e != nil && err == nil {
+			err = e
+		}
+		return nd
+	}
+	h := x
+	nl := len(spec.Layers()) - 1
+	for i := 0; i < nl; i++ {
+		w, b := params[2*i], params[2*i+1]
+		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
+		if err != nil {
+			return nil, fmt.Errorf("train: building mlp layer %d: %w", i, err)
+		}
+		if i == nl-1 {
+			break
+		}
+		switch spec.Activation {
+		case models.SiLU:
+			h = must(G.HadamardProd(h, must(G.Sigmoid(h))))
+		case models.Softplus:
+			h = must(G.Softplus(h))
+		case models.Tanh:
+			h = must(G.Tanh(h))
+		default:
+			return nil, fmt.Errorf("train: unknown activation %q", spec.Activation)
+		}
+	}
+	f := must(G.Reshape(h, tensor.Shape{n}))
+	if err != nil {
+		return nil, fmt.Errorf("train: building mlp output: %w", err)
+	}
+	return f, nil
+}
+
+// quadratic describes the parameter-free part of an energy family,
+// c·|x − μ|² (GMM: c = ½, μ = 0; MLP: c = 1/(2σ0²), μ = μ0). It is added to U
+// and its gradient 2c(x − μ) to ∇ₓU in one fused pass outside the graphs,
+// which saves the graphs two n×d temporaries and a broadcast per evaluation
+// and leaves parameter gradients unchanged.
+type quadratic struct {
+	c  float64
+	mu []float64 // nil means 0
+}
+
+func quadraticOf(spec models.Spec) quadratic {
+	if spec.Family == models.GMM {
+		return quadratic{c: 0.5}
+	}
+	q := quadratic{c: 0.5 / (spec.BaseStd * spec.BaseStd)}
+	for _, v := range spec.BaseMean {
+		if v != 0 {
+			q.mu = spec.Mu0()
+			break
+		}
+	}
+	return q
+}
+
+// add adds the quadratic to u (length n) and, when grad is non-nil, its
+// gradient to grad (n×d), for points x (n×d).
+func addQuadratic[T Float](q quadratic, x []T, d int, u []float64, grad []T) {
+	for i := range u {
+		row := x[i*d : (i+1)*d]
+		s := 0.0
+		for k, v := range row {
+			t := float64(v)
+			if q.mu != nil {
+				t -= q.mu[k]
+			}
+			s += t * t
+			if grad != nil {
+				grad[i*d+k] += T(2 * q.c * t)
+			}
+		}
+		u[i] += q.c * s
+	}
+}

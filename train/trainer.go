@@ -1,0 +1,419 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jarzyn/jarzyn/datasets"
+	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
+)
+
+// ErrInterrupted is returned when the context is cancelled; a checkpoint has
+// been written and the run can be resumed.
+var ErrInterrupted = errors.New("train: interrupted")
+
+// trainer holds the whole state of a run for one element type.
+type trainer[T Float] struct {
+	cfg           Config
+	teacher       datasets.Teacher
+	data          []float64 // n×d
+	dataT         []T
+	ps            *paramSet[T]
+	opt           *optimizer[T]
+	pop, mon      *population[T]
+	pg            *paramGrad[T]
+	grads         [][]T
+	pcg           *rand.PCG
+	rng           *rand.Rand
+	iter          int
+	elapsed       float64 // seconds spent before this process
+	batch         int
+	logRhoStar    float64 // mean log ρ*(x) over the data set
+	lastMeanUData float64
+	lastGradNorm  float64
+	snap          snapshot[T]
+}
+
+// snapshot is the small part of the state at the start of an iteration, kept
+// so that a failure mid-iteration can write the last good checkpoint.
+type snapshot[T Float] struct {
+	params              [][]T
+	m, v                [][]float64
+	t                   int
+	A, monA             []float64
+	rng                 []byte
+	logZref, monLogZref float64
+}
+
+func (c *Config) walkerInit() string {
+	if c.Walkers.Init == "auto" {
+		if c.Method == Jarzynski {
+			return "model"
+		}
+		return "data"
+	}
+	return c.Walkers.Init
+}
+
+func (c *Config) lrScale() float64 {
+	if c.Method == CD {
+		return c.CD.LRMultiplier
+	}
+	return 1
+}
+
+func newTrainer[T Float](cfg Config) (*trainer[T], error) {
+	t := &trainer[T]{cfg: cfg}
+	teacher, err := cfg.Data.Teacher.Normalized(cfg.Model.Dim)
+	if err != nil {
+		return nil, fmt.Errorf("train: data.%w", trimPkg(err))
+	}
+	t.teacher = teacher
+	// the data set has its own stream, so it never depends on other settings
+	dataRNG := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
+	t.data, _ = teacher.Sample(cfg.Data.N, cfg.Data.Split, dataRNG)
+	t.dataT = make([]T, len(t.data))
+	s := 0.0
+	d := cfg.Model.Dim
+	for i := 0; i < cfg.Data.N; i++ {
+		s += teacher.LogDensity(t.data[i*d : (i+1)*d])
+	}
+	for i, v := range t.data {
+		t.dataT[i] = T(v)
+	}
+	t.logRhoStar = s / float64(cfg.Data.N)
+	t.pcg = rand.NewPCG(cfg.Seed, 0x6a61727a796e)
+	t.rng = rand.New(t.pcg)
+	t.batch = cfg.Data.Batch
+	if t.batch == 0 {
+		t.batch = cfg.Data.N
+	}
+	return t, nil
+}
+
+// initFresh draws θ0, the walkers as exact samples of ρ_θ0 (or data), and
+// log Z_θ0.
+func (t *trainer[T]) initFresh() error {
+	cfg := t.cfg
+	var p *models.Params
+	var err error
+	switch cfg.Model.Family {
+	case models.GMM:
+		ov := map[[2]int]float64{}
+		for _, o := range cfg.Model.MeanOverrides {
+			ov[[2]int{int(o[0]), int(o[1])}] = o[2]
+		}
+		p, err = models.InitGMM(cfg.Model.Spec, cfg.Model.MeanScale, ov, t.rng)
+	default:
+		p, err = models.InitMLP(cfg.Model.Spec, t.rng)
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := t.build(p); err != nil {
+		return err
+	}
+	logZ0, ok := p.ExactLogZ()
+	if !ok {
+		return fmt.Errorf("train: log Z at initialisation is not known in closed form")
+	}
+	for _, pop := range t.pops() {
+		if cfg.walkerInit() == "data" && pop == t.pop {
+			t.walkersFromData(pop)
+		} else {
+			sampleModel(p, pop.X, t.rng)
+		}
+		pop.logZref = logZ0
+		if err := pop.evaluate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// build creates the graphs, buffers and optimizer for parameters p.
+func (t *trainer[T]) build(p *models.Params) error {
+	cfg := t.cfg
+	t.ps = newParamSet[T](p)
+	var err error
+	if t.opt, err = newOptimizer[T](cfg.Optimizer, cfg.Model.Spec, cfg.lrScale()); err != nil {
+		return err
+	}
+	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N); err != nil {
+		return err
+	}
+	if cfg.Walkers.Monitor > 0 {
+		if t.mon, err = newPopulation[T](t.ps, cfg.Walkers.Monitor); err != nil {
+			return err
+		}
+	}
+	if t.pg, err = newParamGrad[T](t.ps, cfg.Walkers.N, t.batch, t.pop.X); err != nil {
+		return err
+	}
+	if t.batch == cfg.Data.N {
+		copy(t.pg.Data, t.dataT)
+	}
+	t.grads = make([][]T, len(t.ps.data))
+	t.snap.params = make([][]T, len(t.ps.data))
+	for k, d := range t.ps.data {
+		t.grads[k] = make([]T, len(d))
+		t.snap.params[k] = make([]T, len(d))
+	}
+	return nil
+}
+
+func (t *trainer[T]) pops() []*population[T] {
+	if t.mon != nil {
+		return []*population[T]{t.pop, t.mon}
+	}
+	return []*population[T]{t.pop}
+}
+
+// sampleModel writes exact samples of ρ_θ into x; θ must have a closed-form
+// sampler (any GMM; an MLP whose last layer is zero).
+func sampleModel[T Float](p *models.Params, x []T, rng *rand.Rand) {
+	d := p.Spec.Dim
+	n := len(x) / d
+	switch p.Spec.Family {
+	case models.GMM:
+		masses := p.ModeMasses()
+		a := p.Get("means").Data
+		for i := 0; i < n; i++ {
+			u, m := rng.Float64(), len(masses)-1
+			acc := 0.0
+			for j, w := range masses {
+				acc += w
+				if u < acc {
+					m = j
+					break
+				}
+			}
+			for k := 0; k < d; k++ {
+				x[i*d+k] = T(a[m*d+k] + rng.NormFloat64())
+			}
+		}
+	default:
+		mu, s := p.Spec.Mu0(), p.Spec.BaseStd
+		for i := 0; i < n; i++ {
+			for k := 0; k < d; k++ {
+				x[i*d+k] = T(mu[k] + s*rng.NormFloat64())
+			}
+		}
+	}
+}
+
+func (t *trainer[T]) walkersFromData(pop *population[T]) {
+	d := t.cfg.Model.Dim
+	for i := 0; i < pop.n; i++ {
+		j := t.rng.IntN(t.cfg.Data.N)
+		copy(pop.X[i*d:(i+1)*d], t.dataT[j*d:(j+1)*d])
+	}
+}
+
+// row is one line of metrics.csv.
+type row struct {
+	Iter        int
+	Seconds     float64
+	CE, LogZ    float64
+	ESS         float64
+	Resamplings int
+	MeanUData   float64
+	MeanUWalk   float64
+	GradNorm    float64
+	MonLogZ     float64
+	MonCE       float64
+	MonESS      float64
+	Eval        *Evaluation // nil when not evaluated at this row
+}
+
+// Hooks receive progress from a running trainer.
+type Hooks struct {
+	// Row is called for every metrics row.
+	Row func(r row, total int)
+	// Checkpoint is called to persist the state at the start of iteration iter.
+	Checkpoint func(iter int) error
+}
+
+// run trains until cfg.Iterations or ctx is done.
+func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
+	cfg := t.cfg
+	d := cfg.Model.Dim
+	hStep := cfg.Walkers.StepSize
+	weighted := cfg.Method == Jarzynski
+	for t.iter < cfg.Iterations {
+		if ctx.Err() != nil {
+			if err := h.Checkpoint(t.iter); err != nil {
+				return err
+			}
+			return ErrInterrupted
+		}
+		k := t.iter
+		if cfg.Method == CD && k > 0 && k%cfg.CD.ResetEvery == 0 {
+			t.walkersFromData(t.pop)
+			if err := t.pop.evaluate(); err != nil {
+				return err
+			}
+		}
+		t.takeSnapshot()
+		// 1–2: weighted parameter gradient at (θ_k, X_k)
+		if weighted {
+			for i, p := range t.pop.weights() {
+				t.pg.Weights[i] = T(p)
+			}
+		} else {
+			w := T(1 / float64(t.pop.n))
+			for i := range t.pg.Weights {
+				t.pg.Weights[i] = w
+			}
+		}
+		if t.batch < cfg.Data.N {
+			for b := 0; b < t.batch; b++ {
+				j := t.rng.IntN(cfg.Data.N)
+				copy(t.pg.Data[b*d:(b+1)*d], t.dataT[j*d:(j+1)*d])
+			}
+		}
+		meanUData, err := t.pg.run(t.grads)
+		if err != nil {
+			return err
+		}
+		t.lastMeanUData = meanUData
+		norm := t.opt.gradNorm(t.grads)
+		t.lastGradNorm = norm
+		if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(meanUData) || math.IsInf(meanUData, 0) {
+			return t.fail(h, fmt.Errorf("the loss gradient is %v (mean data energy %v)", norm, meanUData))
+		}
+		if k%cfg.Log.Every == 0 && h.Row != nil {
+			h.Row(t.metrics(start, k%(cfg.Log.Every*cfg.Log.EvalEvery) == 0), cfg.Iterations)
+		}
+		// 3–4: ULA at the old parameters, update θ, evaluate at θ_{k+1}, reweight
+		for j := 0; j < cfg.Walkers.ULASteps; j++ {
+			for _, pop := range t.pops() {
+				pop.move(hStep, t.rng)
+			}
+			if j == cfg.Walkers.ULASteps-1 {
+				t.opt.step(t.ps.data, t.grads)
+			}
+			for _, pop := range t.pops() {
+				if err := pop.evaluate(); err != nil {
+					return err
+				}
+				if weighted || pop == t.mon {
+					pop.reweight(hStep)
+				}
+			}
+		}
+		for _, pop := range t.pops() {
+			if err := pop.checkFinite(); err != nil {
+				t.restoreSnapshot()
+				return t.fail(h, err)
+			}
+		}
+		// 6: resampling
+		if cfg.Resample.Threshold > 0 && k+1 >= cfg.Resample.Warmup {
+			for _, pop := range t.pops() {
+				if (weighted || pop == t.mon) && pop.ess() < cfg.Resample.Threshold {
+					pop.resample(smc.Scheme(cfg.Resample.Scheme), t.rng)
+				}
+			}
+		}
+		t.iter++
+		if t.iter%cfg.Log.CheckpointEvery == 0 || t.iter == cfg.Iterations {
+			if err := h.Checkpoint(t.iter); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *trainer[T]) fail(h Hooks, cause error) error {
+	if err := h.Checkpoint(t.iter); err != nil {
+		return fmt.Errorf("train: non-finite values at iteration %d (%v); writing the last good checkpoint also failed: %w", t.iter, cause, err)
+	}
+	return fmt.Errorf("train: non-finite values at iteration %d: %v; the last good state (start of iteration %d) is checkpointed", t.iter, cause, t.iter)
+}
+
+func (t *trainer[T]) takeSnapshot() {
+	s := &t.snap
+	for k, d := range t.ps.data {
+		copy(s.params[k], d)
+	}
+	s.m = cloneFloats2(t.opt.m, s.m)
+	s.v = cloneFloats2(t.opt.v, s.v)
+	s.t = t.opt.t
+	s.A = append(s.A[:0], t.pop.A...)
+	s.logZref = t.pop.logZref
+	if t.mon != nil {
+		s.monA = append(s.monA[:0], t.mon.A...)
+		s.monLogZref = t.mon.logZref
+	}
+	s.rng, _ = t.pcg.MarshalBinary()
+}
+
+// restoreSnapshot undoes a failed single-ULA-step iteration: positions,
+// energies and gradients come back from the old buffers.
+func (t *trainer[T]) restoreSnapshot() {
+	s := &t.snap
+	for k, d := range t.ps.data {
+		copy(d, s.params[k])
+	}
+	t.opt.m = cloneFloats2(s.m, t.opt.m)
+	t.opt.v = cloneFloats2(s.v, t.opt.v)
+	t.opt.t = s.t
+	for _, pop := range t.pops() {
+		copy(pop.X, pop.Xold)
+		pop.U, pop.Uold = pop.Uold, pop.U
+		pop.G, pop.Gold = pop.Gold, pop.G
+	}
+	copy(t.pop.A, s.A)
+	t.pop.logZref = s.logZref
+	if t.mon != nil {
+		copy(t.mon.A, s.monA)
+		t.mon.logZref = s.monLogZref
+	}
+	t.pcg.UnmarshalBinary(s.rng)
+}
+
+func cloneFloats2(src, dst [][]float64) [][]float64 {
+	if len(dst) != len(src) {
+		dst = make([][]float64, len(src))
+	}
+	for k := range src {
+		dst[k] = append(dst[k][:0], src[k]...)
+	}
+	return dst
+}
+
+// metrics assembles the row for the current state (start of iteration t.iter).
+func (t *trainer[T]) metrics(start time.Time, eval bool) row {
+	r := row{Iter: t.iter, Seconds: t.elapsed + time.Since(start).Seconds(), Resamplings: t.pop.resamplings,
+		MeanUData: t.lastMeanUData, GradNorm: t.lastGradNorm, ESS: t.pop.ess(),
+		LogZ: math.NaN(), CE: math.NaN(), MonLogZ: math.NaN(), MonCE: math.NaN(), MonESS: math.NaN()}
+	if t.cfg.Method == Jarzynski {
+		r.LogZ = t.pop.logZ()
+		r.CE = r.LogZ + r.MeanUData
+	} else {
+		r.ESS = 1
+	}
+	s := 0.0
+	for _, u := range t.pop.U {
+		s += u
+	}
+	r.MeanUWalk = s / float64(t.pop.n)
+	if t.mon != nil {
+		r.MonLogZ = t.mon.logZ()
+		r.MonCE = r.MonLogZ + r.MeanUData
+		r.MonESS = t.mon.ess()
+	}
+	if eval || t.cfg.Model.Family == models.GMM {
+		ev := evaluate(t.ps.params(), t.teacher, t.data, t.cfg.Log.Grid, r.MeanUData, t.logRhoStar, t.batch == t.cfg.Data.N)
+		ev.EstimatedKL = r.CE + t.logRhoStar
+		r.Eval = &ev
+	}
+	return r
+}
