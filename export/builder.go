@@ -114,7 +114,9 @@ func (b *builder) doc(s string) {
 
 func intAttr(name string, v int64) attribute { return attribute{name: name, typ: attrInt, i: v} }
 
-func intsAttr(name string, v ...int64) attribute { return attribute{name: name, typ: attrInts, ints: v} }
+func intsAttr(name string, v ...int64) attribute {
+	return attribute{name: name, typ: attrInts, ints: v}
+}
 
 func boolInt(v bool) int64 {
 	if v {

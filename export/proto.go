@@ -69,12 +69,12 @@ const (
 	fValueDoc  = 3
 
 	// TypeProto and TypeProto.Tensor
-	fTypeTensor       = 1
-	fTensorTypeElem   = 1
-	fTensorTypeShape  = 2
-	fShapeDim         = 1
-	fDimValue         = 1
-	fDimParam         = 2
+	fTypeTensor      = 1
+	fTensorTypeElem  = 1
+	fTensorTypeShape = 2
+	fShapeDim        = 1
+	fDimValue        = 1
+	fDimParam        = 2
 )
 
 // AttributeProto.AttributeType values.
@@ -318,8 +318,7 @@ func (m *modelProto) marshal() []byte {
 	}
 	for _, o := range m.opsets {
 		b = appendMessage(b, fModelOpsetImport, func(b []byte) []byte {
-			// the default domain "" must still be written for clarity: an
-			// absent domain reads as "" too, so writing nothing is equivalent
+			// the ai.onnx domain "" is left out: an absent string reads as ""
 			b = appendString(b, fOpsetDomain, o.domain)
 			return appendVarint(b, fOpsetVersion, o.version)
 		})

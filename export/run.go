@@ -272,4 +272,3 @@ func checkInputs(c *models.Container, s models.Spec, info Info, n int, seed uint
 }
 
 var _ Reference = ModelsReference
-

@@ -1,0 +1,21 @@
+package export
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestNoTrainingEngine keeps export free of gorgonia (DESIGN: serve may use
+// export's metadata types and must not link it).
+func TestNoTrainingEngine(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "gorgonia.org/") || dep == "github.com/jarzyn/jarzyn/train" {
+			t.Errorf("export depends on %s", dep)
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package export turns a trained energy model (models.Params) into an ONNX
+// model that ONNX Runtime serves: input "x" float32 [batch, d] with a dynamic
+// batch, outputs "energy" [batch] = U(x) and "grad" [batch, d] = ∇ₓU(x), the
+// gradient written out as explicit graph operations (analytic backprop), the
+// weights as float32 initializers, ai.onnx opset 17, and the run's metadata
+// under jarzyn.* metadata_props.
+//
+// The ONNX protobuf is written directly by field number with protowire
+// (proto.go); a small builder (builder.go) gives the graphs of each family
+// (gmm.go, mlp.go) a straight-line form. Parity evaluates a model with ONNX
+// Runtime and compares it with reference numbers; Run is the whole export of
+// cmd/jarzyn-export, which refuses to write a model that disagrees with the
+// training engine by more than Tolerance.
+//
+// The package links ONNX Runtime (through internal/ortlib) but not the
+// training engine: the reference it checks against is passed in
+// (Options.Reference), so serve may import export for its metadata types
+// without linking gorgonia.
+package export
