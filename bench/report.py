@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""Turn the raw outputs in bench/out/ into Markdown tables (Go vs PyTorch). Used by bench/run.sh.
+
+Reads: go_train.txt, go_ula.txt (go test -bench output), torch_train_iter.jsonl, torch_ula.jsonl,
+sgemm.jsonl, env.txt. A missing file or benchmark prints "n/a".
+"""
+
+import json
+import os
+import re
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+TRAIN_CASES = ["gmm50d", "mlp_d2_H128", "mlp_d784_H256"]
+# Go sub-benchmark name -> (PyTorch case, d, H)
+ULA_CASES = [("d2_H128_N4096", "mlp_d2_H128_N4096", 4096, 2, 128),
+             ("d784_H256_N4096", "mlp_d784_H256_N4096", 4096, 784, 256)]
+
+BENCH_RE = re.compile(r"^(Benchmark\S+?)(?:-(\d+))?\s+(\d+)\s+(.*)$")
+
+
+def read(name):
+    try:
+        with open(os.path.join(OUT, name)) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def parse_go(text):
+    """{'BenchmarkX/sub': {'ns/op': v, 'walker-steps/s': v, ...}} — the last run of each name wins
+    unless -count>1, in which case the median is kept."""
+    runs = {}
+    for line in text.splitlines():
+        m = BENCH_RE.match(line.strip())
+        if not m:
+            continue
+        name, rest = m.group(1), m.group(4).split()
+        metrics = {}
+        for i in range(0, len(rest) - 1, 2):
+            try:
+                metrics[rest[i + 1]] = float(rest[i])
+            except ValueError:
+                break
+        runs.setdefault(name, []).append(metrics)
+    out = {}
+    for name, ms in runs.items():
+        keys = set().union(*ms)
+        out[name] = {}
+        for k in keys:
+            vals = sorted(x[k] for x in ms if k in x)
+            out[name][k] = vals[len(vals) // 2]
+    return out
+
+
+def parse_jsonl(text):
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if "case" in r:
+                out[r["case"]] = r
+    return out
+
+
+def fmt(x, nd=2):
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1e5:
+        return f"{x:,.0f}"
+    return f"{x:.{nd}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}×"
+
+
+def threads(r):
+    t = f'torch {r.get("threads")}, OpenBLAS {r.get("openblas_threads")}'
+    if r.get("omp_wait_policy", "default") != "default":
+        t += f', OMP {r["omp_wait_policy"]}'
+    return t
+
+
+def main():
+    go_train = parse_go(read("go_train.txt"))
+    go_ula = parse_go(read("go_ula.txt"))
+    pt_train = parse_jsonl(read("torch_train_iter.jsonl"))
+    pt_ula = parse_jsonl(read("torch_ula.jsonl"))
+    sg = [json.loads(x) for x in read("sgemm.jsonl").splitlines() if x.startswith("{")]
+    env = read("env.txt").strip()
+
+    print("# Benchmarks: Go vs PyTorch (CPU)\n")
+    if env:
+        print("```\n" + env + "\n```\n")
+
+    print("## Training iteration (ms per iteration, median; lower is better)\n")
+    print("| case | Go ms/iter | PyTorch ms/iter | PyTorch variant | PyTorch threads | Go speed-up (PyTorch/Go) |")
+    print("|---|---|---|---|---|---|")
+    for c in TRAIN_CASES:
+        g = go_train.get(f"BenchmarkTrainIteration/{c}", {})
+        gms = g["ns/op"] / 1e6 if "ns/op" in g else None
+        p = pt_train.get(c)
+        pms = p["ms_per_iter"] if p else None
+        print(f"| {c} | {fmt(gms)} | {fmt(pms)} | {p['variant'] if p else 'n/a'} | "
+              f"{threads(p) if p else 'n/a'} | {ratio(pms, gms)} |")
+
+    print("\n## ULA sampler throughput (walker-steps/s, median; higher is better)\n")
+    print("GFLOP/s = walker-steps/s × 4·(d·H + H·H + H) / 1e9 (forward + input-gradient matmuls).\n")
+    print("| case | Go walker-steps/s | PyTorch walker-steps/s | Go GFLOP/s | PyTorch GFLOP/s | "
+          "PyTorch variant, threads | Go speed-up (Go/PyTorch) |")
+    print("|---|---|---|---|---|---|---|")
+    for gname, pcase, N, d, H in ULA_CASES:
+        g = go_ula.get(f"BenchmarkSampleULA/{gname}", {})
+        gr = g.get("walker-steps/s")
+        p = pt_ula.get(pcase)
+        pr = p["walker_steps_per_s"] if p else None
+        fl = 4.0 * (d * H + H * H + H)
+        gg = gr * fl / 1e9 if gr else None
+        pg = pr * fl / 1e9 if pr else None
+        print(f"| {gname} | {fmt(gr)} | {fmt(pr)} | {fmt(gg, 1)} | {fmt(pg, 1)} | "
+              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} |")
+
+    print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
+    print("| library | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
+    print("|---|---|---|---|")
+    if not sg:
+        print("| n/a | n/a | n/a | n/a |")
+    for r in sg:
+        print(f"| {r['impl']} {r.get('version', '')} | {fmt(r['gflops'], 1)} | {fmt(r.get('gflops_median'), 1)} | "
+              f"{r.get('openblas_threads')} |")
+
+    other = sorted(k for k in list(go_train) + list(go_ula)
+                   if not any(k == f"BenchmarkTrainIteration/{c}" for c in TRAIN_CASES)
+                   and not any(k == f"BenchmarkSampleULA/{u[0]}" for u in ULA_CASES))
+    if other:
+        print("\nOther Go benchmarks found: " + ", ".join(other))
+
+
+if __name__ == "__main__":
+    main()

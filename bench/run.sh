@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Go vs PyTorch benchmarks in one go. Raw outputs go to bench/out/ (gitignored), the Markdown report to
+# stdout and bench/out/report.md.
+#
+#   bash bench/run.sh            # full run (several minutes on the 2-core machine)
+#   QUICK=1 bash bench/run.sh    # short timings, for trying the script out
+#
+# Environment: PY (default /usr/bin/python3: Debian's python3-torch), GO (default go),
+# TORCH_CONFIGS (thread configs for the PyTorch sweep, default "1:2,2:2,2:2:passive"),
+# SKIP_GO=1 / SKIP_PY=1 to skip one side.
+# A Go benchmark that does not exist (yet) shows as "n/a"; the script never stops on a failing step.
+set -u
+cd "$(dirname "$0")/.."
+OUT=bench/out
+mkdir -p "$OUT"
+PY=${PY:-/usr/bin/python3}
+GO=${GO:-go}
+CONFIGS=${TORCH_CONFIGS:-1:2,2:2,2:2:passive}
+if [ "${QUICK:-0}" = 1 ]; then
+  TI_ARGS=(--min-iters 5 --min-time 0.5); ULA_ARGS=(--min-repeats 3 --min-time 0.5); SG_ARGS=(--repeats 3)
+  GO_TRAIN_TIME=5x; GO_ULA_TIME=0.5s
+else
+  TI_ARGS=(); ULA_ARGS=(); SG_ARGS=()
+  GO_TRAIN_TIME=20x; GO_ULA_TIME=1s
+fi
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "go: $($GO version 2>/dev/null || echo n/a)"
+  echo "torch: $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null || echo n/a), numpy: $($PY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || echo n/a)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo n/a)"
+} > "$OUT/env.txt"
+
+step() { echo ">>> $*" >&2; }
+
+if [ "${SKIP_GO:-0}" != 1 ]; then
+  step "go test -bench BenchmarkTrainIteration ./train/"
+  $GO test -run '^$' -bench 'BenchmarkTrainIteration' -benchtime "$GO_TRAIN_TIME" ./train/ > "$OUT/go_train.txt" 2>&1 \
+    || echo "(go train benchmarks failed or missing: see $OUT/go_train.txt)" >&2
+  step "go test -bench BenchmarkSampleULA ./serve/"
+  $GO test -run '^$' -bench 'BenchmarkSampleULA' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula.txt" 2>&1 \
+    || echo "(go ULA benchmarks failed or missing: see $OUT/go_ula.txt)" >&2
+fi
+
+if [ "${SKIP_PY:-0}" != 1 ]; then
+  step "sgemm ceiling"
+  OPENBLAS_NUM_THREADS=2 $PY bench/sgemm.py "${SG_ARGS[@]}" > "$OUT/sgemm.jsonl" 2> "$OUT/sgemm.log" \
+    || echo "(sgemm failed: see $OUT/sgemm.log)" >&2
+  step "PyTorch training iteration (thread sweep $CONFIGS)"
+  OPENBLAS_NUM_THREADS=2 $PY bench/torch_train_iter.py --configs "$CONFIGS" "${TI_ARGS[@]}" \
+    > "$OUT/torch_train_iter.jsonl" 2> "$OUT/torch_train_iter.log" \
+    || echo "(torch_train_iter failed: see $OUT/torch_train_iter.log)" >&2
+  step "PyTorch ULA throughput (thread sweep $CONFIGS)"
+  OPENBLAS_NUM_THREADS=2 $PY bench/torch_ula.py --configs "$CONFIGS" "${ULA_ARGS[@]}" \
+    > "$OUT/torch_ula.jsonl" 2> "$OUT/torch_ula.log" \
+    || echo "(torch_ula failed: see $OUT/torch_ula.log)" >&2
+fi
+
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/env.txt"
+$PY bench/report.py "$OUT" | tee "$OUT/report.md"
