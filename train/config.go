@@ -68,7 +68,8 @@ type DataConfig struct {
 	Batch int `mapstructure:"batch"`
 	// Split: draw exactly round(n·mass) points per mode (the paper's split). The default value is true.
 	Split bool `mapstructure:"split"`
-	// Teacher is the mixture teacher (kind gmm).
+	// Teacher is the mixture teacher (kind gmm). The default value is three unit modes at
+	// (−4,−2), (4,−2), (0,4) with masses 0.5, 0.3, 0.2.
 	Teacher datasets.Teacher `mapstructure:"teacher"`
 }
 
@@ -144,7 +145,8 @@ func DefaultConfig() Config {
 		Name: "run", Method: Jarzynski, Dtype: "float64", Device: "cpu", Iterations: 1000,
 		Model: ModelConfig{Spec: models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{32, 32},
 			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01},
-		Data:      DataConfig{Kind: "gmm", N: 10000, Split: true},
+		Data: DataConfig{Kind: "gmm", N: 10000, Split: true, Teacher: datasets.Teacher{
+			Means: [][]float64{{-4, -2}, {4, -2}, {0, 4}}, Masses: []float64{0.5, 0.3, 0.2}}},
 		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
 		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
 		CD:        CDConfig{ResetEvery: 4, LRMultiplier: 1},

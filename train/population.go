@@ -101,3 +101,5 @@ func (pop *population[T]) checkFinite() error {
 	}
 	return nil
 }
+
+func smcScheme(s string) smc.Scheme { return smc.Scheme(s) }
