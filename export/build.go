@@ -29,50 +29,59 @@ const BatchDim = "batch"
 // by explicit graph operations, float32 weights as initializers and the
 // jarzyn.* metadata_props of info and p.Spec (see the Key… constants).
 func Build(p *models.Params, info Info) ([]byte, error) {
-	if p == nil {
-		return nil, fmt.Errorf("export: no parameters")
-	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	s := p.Spec
-	if s.Family == models.GMM {
-		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
-			return nil, fmt.Errorf("export: base_mean must have dim=%d entries or none, got %d", s.Dim, len(s.BaseMean))
-		}
-		if s.BaseStd < 0 || math.IsNaN(s.BaseStd) || math.IsInf(s.BaseStd, 0) {
-			return nil, fmt.Errorf("export: base_std must be a finite number ≥ 0 (0 = 1), got %v", s.BaseStd)
-		}
-	}
-	for i, v := range s.BaseMean {
-		if !finite(v) {
-			return nil, fmt.Errorf("export: base_mean[%d] is %v", i, v)
-		}
-	}
-	if err := info.validate(); err != nil {
+	info, err := prepare(p, info)
+	if err != nil {
 		return nil, err
 	}
-	if info.ModelVersion == 0 {
-		info.ModelVersion = 1
-	}
-
+	s := p.Spec
 	b := newBuilder("jarzyn_"+string(s.Family)+"_energy",
 		fmt.Sprintf("Energy U(x) and its gradient ∇ₓU(x) of a jarzyn %s model (d=%d).", s.Family, s.Dim))
 	batch := dim{param: BatchDim}
 	b.input(InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
-	switch s.Family {
-	case models.GMM:
-		gmmGraph(b, p)
-	case models.MLP:
-		mlpGraph(b, p)
-	}
+	energyGraph(b, p, InputX)
 	b.output(OutputEnergy, "U(x), one per row", batch)
 	b.output(OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
+	return assemble(b, s, info, GraphEnergy)
+}
+
+// prepare validates the parameters and info and fills Info's defaults.
+func prepare(p *models.Params, info Info) (Info, error) {
+	if p == nil {
+		return info, fmt.Errorf("export: no parameters")
+	}
+	if err := p.Check(); err != nil {
+		return info, fmt.Errorf("export: %w", err)
+	}
+	s := p.Spec
+	if s.Family == models.GMM {
+		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
+			return info, fmt.Errorf("export: base_mean must have dim=%d entries or none, got %d", s.Dim, len(s.BaseMean))
+		}
+		if s.BaseStd < 0 || math.IsNaN(s.BaseStd) || math.IsInf(s.BaseStd, 0) {
+			return info, fmt.Errorf("export: base_std must be a finite number ≥ 0 (0 = 1), got %v", s.BaseStd)
+		}
+	}
+	for i, v := range s.BaseMean {
+		if !finite(v) {
+			return info, fmt.Errorf("export: base_mean[%d] is %v", i, v)
+		}
+	}
+	if err := info.validate(); err != nil {
+		return info, err
+	}
+	if info.ModelVersion == 0 {
+		info.ModelVersion = 1
+	}
+	return info, nil
+}
+
+// assemble wraps a finished graph into a serialized model with the metadata.
+func assemble(b *builder, s models.Spec, info Info, kind string) ([]byte, error) {
 	g, err := b.graph()
 	if err != nil {
 		return nil, err
 	}
-	meta, err := metaProps(s, info)
+	meta, err := metaProps(s, info, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -83,14 +92,14 @@ func Build(p *models.Params, info Info) ([]byte, error) {
 		producerVersion: FormatVersion,
 		domain:          "io.github.jarzyn",
 		modelVersion:    info.ModelVersion,
-		doc:             docString(s, info),
+		doc:             docString(s, info, kind),
 		graph:           g,
 		meta:            meta,
 	}
 	return m.marshal(), nil
 }
 
-func docString(s models.Spec, info Info) string {
+func docString(s models.Spec, info Info, kind string) string {
 	arch := fmt.Sprintf("Gaussian mixture with %d unit-covariance modes, U(x) = −log Σ_m exp(−½|x − a_m|² − z_m)", s.Modes)
 	if s.Family == models.MLP {
 		arch = fmt.Sprintf("quadratic base plus %s perceptron with hidden widths %v, U(x) = |x − μ0|²/(2σ0²) + f(x)", s.Activation, s.Hidden)
@@ -99,6 +108,19 @@ func docString(s models.Spec, info Info) string {
 	if method == "" {
 		method = "unknown method"
 	}
-	return fmt.Sprintf("jarzyn energy-based model (%s) in d=%d, trained with %s. Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]. Metadata under jarzyn.*.",
-		arch, s.Dim, method)
+	io := "Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]."
+	if kind == GraphULA {
+		io = "K fused unadjusted-Langevin steps: inputs x [batch, d], noise [K, batch, d], step_size h; outputs x_out, energy, grad at x_out and log_weight_increments [K, batch]."
+	}
+	return fmt.Sprintf("jarzyn energy-based model (%s) in d=%d, trained with %s. %s Metadata under jarzyn.*.",
+		arch, s.Dim, method, io)
+}
+
+// energyGraph adds the family's U and ∇ₓU of the value x and returns the
+// names of the energy and gradient values.
+func energyGraph(b *builder, p *models.Params, x string) (energy, grad string) {
+	if p.Spec.Family == models.GMM {
+		return gmmGraph(b, p, x)
+	}
+	return mlpGraph(b, p, x)
 }

@@ -13,21 +13,50 @@ import (
 //	h = b.Tanh("layer0/tanh", h)
 //
 // The first error (a duplicate name) is kept in err and reported by graph.
+//
+// A child builder (for a Loop body) prefixes its node and input names and
+// puts every initializer and constant into its root graph, where the body
+// sees it as an outer-scope value.
 type builder struct {
-	g      graphProto
-	names  map[string]bool
-	consts map[string]string
-	err    error
+	g       graphProto
+	prefix  string
+	root    *builder // nil for the main graph
+	names   map[string]bool
+	consts  map[string]string
+	initIdx map[string]int
+	err     error
 }
 
 func newBuilder(name, doc string) *builder {
-	return &builder{g: graphProto{name: name, doc: doc}, names: map[string]bool{}, consts: map[string]string{}}
+	return &builder{g: graphProto{name: name, doc: doc}, names: map[string]bool{}, consts: map[string]string{}, initIdx: map[string]int{}}
 }
 
-// claim registers a value name, recording an error on a duplicate.
+// child returns a builder for a subgraph whose names start with prefix.
+func (b *builder) child(prefix, name, doc string) *builder {
+	c := newBuilder(name, doc)
+	c.prefix, c.root = prefix, b.top()
+	return c
+}
+
+func (b *builder) top() *builder {
+	if b.root != nil {
+		return b.root
+	}
+	return b
+}
+
+// fail records the first error.
+func (b *builder) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// claim registers a value name, recording an error on a duplicate (also
+// one that would shadow a name of the root graph).
 func (b *builder) claim(name string) {
-	if b.names[name] && b.err == nil {
-		b.err = fmt.Errorf("export: graph %s: value name %q used twice", b.g.name, name)
+	if b.names[name] || (b.root != nil && b.root.names[name]) {
+		b.fail(fmt.Errorf("export: graph %s: value name %q used twice", b.g.name, name))
 	}
 	b.names[name] = true
 }
@@ -40,25 +69,47 @@ func (b *builder) graph() (*graphProto, error) {
 	return &b.g, nil
 }
 
-// input declares a float32 graph input.
+// input declares a float32 graph input and returns its (prefixed) name.
 func (b *builder) input(name, doc string, shape ...dim) string {
+	return b.typedInput(name, dtFloat, doc, shape...)
+}
+
+// typedInput declares a graph input of the given element type.
+func (b *builder) typedInput(name string, elemType int32, doc string, shape ...dim) string {
+	name = b.prefix + name
 	b.claim(name)
-	b.g.inputs = append(b.g.inputs, valueInfo{name: name, elemType: dtFloat, shape: shape, doc: doc})
+	b.g.inputs = append(b.g.inputs, valueInfo{name: name, elemType: elemType, shape: shape, doc: doc})
 	return name
 }
 
-// output declares an existing value as a float32 graph output.
+// output declares an existing value (full name) as a float32 graph output.
 func (b *builder) output(name, doc string, shape ...dim) {
-	if !b.names[name] && b.err == nil {
-		b.err = fmt.Errorf("export: graph %s: output %q is not computed by any node", b.g.name, name)
-	}
-	b.g.outputs = append(b.g.outputs, valueInfo{name: name, elemType: dtFloat, shape: shape, doc: doc})
+	b.typedOutput(name, dtFloat, doc, shape...)
 }
 
-// initializer adds a constant tensor and returns its name.
+// typedOutput declares an existing value as a graph output of the given type.
+func (b *builder) typedOutput(name string, elemType int32, doc string, shape ...dim) {
+	if !b.names[name] {
+		b.fail(fmt.Errorf("export: graph %s: output %q is not computed by any node", b.g.name, name))
+	}
+	b.g.outputs = append(b.g.outputs, valueInfo{name: name, elemType: elemType, shape: shape, doc: doc})
+}
+
+// initializer adds a constant tensor to the root graph and returns its name.
+// Adding the same name again with the same contents returns the existing one
+// (a Loop body rebuilding the energy reuses the outer weights).
 func (b *builder) initializer(t tensorProto) string {
-	b.claim(t.name)
-	b.g.inits = append(b.g.inits, t)
+	r := b.top()
+	if i, ok := r.initIdx[t.name]; ok {
+		old := r.g.inits[i]
+		if old.dataType != t.dataType || fmt.Sprint(old.dims) != fmt.Sprint(t.dims) || string(old.raw) != string(t.raw) {
+			r.fail(fmt.Errorf("export: graph %s: initializer %q defined twice with different contents", r.g.name, t.name))
+		}
+		return t.name
+	}
+	r.claim(t.name)
+	r.initIdx[t.name] = len(r.g.inits)
+	r.g.inits = append(r.g.inits, t)
 	return t.name
 }
 
@@ -73,33 +124,37 @@ func (b *builder) floats(name string, v []float64, shape ...int) string {
 
 // scalar returns a float32 scalar constant, shared between uses.
 func (b *builder) scalar(v float64) string {
+	r := b.top()
 	key := "f/" + strconv.FormatFloat(float64(float32(v)), 'g', -1, 32)
-	if n, ok := b.consts[key]; ok {
+	if n, ok := r.consts[key]; ok {
 		return n
 	}
-	n := b.initializer(floatTensor("const/"+strconv.FormatFloat(float64(float32(v)), 'g', -1, 32), nil, []float64{v}))
-	b.consts[key] = n
+	n := r.initializer(floatTensor("const/"+strconv.FormatFloat(float64(float32(v)), 'g', -1, 32), nil, []float64{v}))
+	r.consts[key] = n
 	return n
 }
 
 // axes returns a 1-D int64 constant listing axes, as the opset-13 Reduce/Squeeze
 // operators take them, shared between uses.
 func (b *builder) axes(ax ...int64) string {
+	r := b.top()
 	key := fmt.Sprint("axes", ax)
-	if n, ok := b.consts[key]; ok {
+	if n, ok := r.consts[key]; ok {
 		return n
 	}
 	name := "const/axes"
 	for _, a := range ax {
 		name += "_" + strconv.FormatInt(a, 10)
 	}
-	n := b.initializer(int64Tensor(name, []int64{int64(len(ax))}, ax))
-	b.consts[key] = n
+	n := r.initializer(int64Tensor(name, []int64{int64(len(ax))}, ax))
+	r.consts[key] = n
 	return n
 }
 
-// node appends an operator whose single output is named like the node.
+// node appends an operator whose single output is named like the node
+// (with the builder's prefix) and returns that name.
 func (b *builder) node(name, op string, inputs []string, attrs ...attribute) string {
+	name = b.prefix + name
 	b.claim(name)
 	b.g.nodes = append(b.g.nodes, nodeProto{name: name, opType: op, inputs: inputs, outputs: []string{name}, attrs: attrs})
 	return name
@@ -176,4 +231,51 @@ func (b *builder) Squeeze(name, x string, axis int64) string {
 // Unsqueeze inserts one axis of size 1.
 func (b *builder) Unsqueeze(name, x string, axis int64) string {
 	return b.node(name, "Unsqueeze", []string{x, b.axes(axis)})
+}
+
+// Sqrt is the elementwise square root.
+func (b *builder) Sqrt(name, x string) string { return b.node(name, "Sqrt", []string{x}) }
+
+// Identity passes x through.
+func (b *builder) Identity(name, x string) string { return b.node(name, "Identity", []string{x}) }
+
+// Gather takes the slice x[i] along axis 0 for a scalar index i.
+func (b *builder) Gather(name, x, i string) string {
+	return b.node(name, "Gather", []string{x, i}, intAttr("axis", 0))
+}
+
+// Dim returns dimension k of x as an int64 scalar (Shape with start/end, opset ≥ 15).
+func (b *builder) Dim(name, x string, k int64) string {
+	s := b.node(name+"/shape", "Shape", []string{x}, intAttr("start", k), intAttr("end", k+1))
+	return b.Squeeze(name, s, 0)
+}
+
+// ZerosLike is a float32 tensor of zeros with the shape of x.
+func (b *builder) ZerosLike(name, x string) string {
+	s := b.node(name+"/shape", "Shape", []string{x})
+	return b.node(name, "ConstantOfShape", []string{s}) // value defaults to float32 0
+}
+
+// Loop runs body trips times (no early exit condition) from the carried
+// initial values; body takes (iteration, cond, carried...) and returns (cond,
+// carried..., scans...). The node's outputs, the final carried values then
+// the stacked scan outputs, get the names outs (with the builder's prefix),
+// which Loop returns.
+func (b *builder) Loop(name, trips string, carried []string, body *graphProto, outs ...string) []string {
+	var outputs []string
+	for _, o := range outs {
+		outputs = append(outputs, b.prefix+o)
+		b.claim(b.prefix + o)
+	}
+	b.g.nodes = append(b.g.nodes, nodeProto{name: b.prefix + name, opType: "Loop", inputs: append([]string{trips, ""}, carried...),
+		outputs: outputs, attrs: []attribute{{name: "body", typ: attrGraph, g: body}}})
+	return outputs
+}
+
+// within runs f with prefix appended to the builder's name prefix.
+func (b *builder) within(prefix string, f func()) {
+	old := b.prefix
+	b.prefix += prefix
+	defer func() { b.prefix = old }()
+	f()
 }

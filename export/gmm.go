@@ -6,8 +6,8 @@ import "github.com/jarzyn/jarzyn/models"
 //
 //	U(x) = −log Σ_m exp(−½|x − a_m|² − z_m),   ∇ₓU = x − Σ_m r_m(x) a_m
 //
-// reading the input "x" [batch, d] and producing "energy" [batch] and
-// "grad" [batch, d].
+// reading x [batch, d] and returning the values energy [batch] and grad
+// [batch, d] (nodes "energy" and "grad" under the builder's prefix).
 //
 // Two float32-friendly forms of the same logits are used. The responsibilities
 // r = softmax_m(x·a_m − ½|a_m|² − z_m) drop the term −½|x|² that is common to
@@ -20,7 +20,7 @@ import "github.com/jarzyn/jarzyn/models"
 //	ℓ_m = x·a_m − ½|a_m|² − z_m = ½|x|² − v_m,
 //
 // which is the numerically stable log-sum-exp (max subtracted via ReduceMax).
-func gmmGraph(b *builder, p *models.Params) {
+func gmmGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	d, m := p.Spec.Dim, p.Spec.Modes
 	aData, zData := p.Get("means").Data, p.Get("log_mass").Data
 	offset := make([]float64, m) // ½|a_m|² + z_m, computed in float64
@@ -39,7 +39,7 @@ func gmmGraph(b *builder, p *models.Params) {
 	c := b.floats("gmm/neg_offset", negOffset, m)
 
 	// responsibilities and gradient
-	logits := b.Gemm("gmm/logits", "x", a, c, true)
+	logits := b.Gemm("gmm/logits", x, a, c, true)
 	b.doc("ℓ_m = x·a_m − ½|a_m|² − z_m  (the log-densities up to the common −½|x|²)")
 	mx := b.ReduceMax("gmm/logits_max", logits, 1, true)
 	e := b.Exp("gmm/exp", b.Sub("gmm/logits_shifted", logits, mx))
@@ -47,16 +47,17 @@ func gmmGraph(b *builder, p *models.Params) {
 	r := b.Div("gmm/responsibilities", e, se)
 	pull := b.MatMul("gmm/mean_pull", r, a)
 	b.doc("Σ_m r_m a_m")
-	b.Sub("grad", "x", pull)
+	grad = b.Sub("grad", x, pull)
 	b.doc("∇ₓU = x − Σ_m r_m a_m")
 
 	// energy from direct squared distances
-	diff := b.Sub("gmm/diff", b.Unsqueeze("gmm/x_expand", "x", 1), a)
+	diff := b.Sub("gmm/diff", b.Unsqueeze("gmm/x_expand", x, 1), a)
 	sq := b.ReduceSum("gmm/sqdist", b.Mul("gmm/diff_sq", diff, diff), 2, false)
 	v := b.Add("gmm/v", b.Mul("gmm/half_sqdist", sq, b.scalar(0.5)), z)
 	b.doc("v_m = ½|x − a_m|² + z_m")
 	vmin := b.ReduceMin("gmm/v_min", v, 1, true)
 	u := b.Sub("gmm/energy", vmin, b.Log("gmm/log_exp_sum", se))
-	b.Squeeze("energy", u, 1)
+	energy = b.Squeeze("energy", u, 1)
 	b.doc("U = min_m v_m − log Σ_m exp(ℓ_m − max ℓ)")
+	return energy, grad
 }

@@ -117,6 +117,13 @@ const (
 	KeyMethod        = KeyPrefix + "method"         // training method
 	KeyLogZEstimate  = KeyPrefix + "log_z_estimate" // log Ẑ; "NaN" = unknown
 	KeyConfigDigest  = KeyPrefix + "config_digest"  // resolved-config digest
+	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy or GraphULA
+)
+
+// Values of jarzyn.graph: which computation the model holds.
+const (
+	GraphEnergy = "energy" // Build: U and ∇ₓU
+	GraphULA    = "ula"    // BuildULA: K fused Langevin steps
 )
 
 // FormatVersion is the value of jarzyn.format_version written by this package.
@@ -125,6 +132,8 @@ const FormatVersion = "1"
 // ModelMeta is the jarzyn metadata of an exported model, as read back from
 // its metadata_props (e.g. with onnxruntime_go's ModelMetadata).
 type ModelMeta struct {
+	// Graph is GraphEnergy or GraphULA; a model without the key is GraphEnergy.
+	Graph     string
 	Spec      models.Spec
 	DataShape []int
 	// BaseMean and BaseStd are the base Gaussian N(μ0, σ0²I) the sampler
@@ -148,7 +157,7 @@ func baseOf(s models.Spec) (mean []float64, std float64) {
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // metaProps lists the metadata_props of a model in a fixed order.
-func metaProps(s models.Spec, info Info) ([]keyValue, error) {
+func metaProps(s models.Spec, info Info, kind string) ([]keyValue, error) {
 	spec, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("export: encoding spec: %w", err)
@@ -171,6 +180,7 @@ func metaProps(s models.Spec, info Info) ([]keyValue, error) {
 		{KeyMethod, info.Method},
 		{KeyLogZEstimate, formatFloat(info.LogZEstimate)},
 		{KeyConfigDigest, info.ConfigDigest},
+		{KeyGraph, kind},
 	}, nil
 }
 
@@ -209,6 +219,13 @@ func ParseModelMeta(props map[string]string, modelVersion int64) (ModelMeta, err
 			return 0, fmt.Errorf("export: model metadata %s=%q is not a finite number", k, v)
 		}
 		return f, nil
+	}
+	switch m.Graph = props[KeyGraph]; m.Graph {
+	case "":
+		m.Graph = GraphEnergy
+	case GraphEnergy, GraphULA:
+	default:
+		return m, fmt.Errorf("export: model metadata %s=%q, want %q or %q", KeyGraph, m.Graph, GraphEnergy, GraphULA)
 	}
 	var err error
 	if err = jsonKey(KeySpec, &m.Spec); err != nil {

@@ -130,7 +130,7 @@ func sameInfo(a, b Info) bool {
 }
 
 func TestParseModelMetaRejects(t *testing.T) {
-	good, err := metaProps(testGMM(t, 2, 2, 1).Spec, Info{LogZEstimate: 1})
+	good, err := metaProps(testGMM(t, 2, 2, 1).Spec, Info{LogZEstimate: 1}, GraphEnergy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +148,7 @@ func TestParseModelMetaRejects(t *testing.T) {
 		{KeyStepSize, "-1", "step size"},
 		{KeyLogZEstimate, "Inf", "log_z_estimate"},
 		{KeySpec, "", "jarzyn.spec"},
+		{KeyGraph, "scan", "jarzyn.graph"},
 	}
 	for _, c := range cases {
 		t.Run(c.key+"="+c.value, func(t *testing.T) {

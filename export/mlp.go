@@ -10,18 +10,19 @@ import (
 //
 //	U(x) = |x − μ0|²/(2σ0²) + f(x),  f = layer_L ∘ act ∘ … ∘ act ∘ layer_0,
 //
-// where layer_i(h) = h·W_i + b_i, reading "x" [batch, d] and producing
-// "energy" [batch] and "grad" [batch, d]. The gradient is explicit
+// where layer_i(h) = h·W_i + b_i, reading x [batch, d] and returning energy
+// [batch] and grad [batch, d] (nodes "energy" and "grad" under the builder's
+// prefix). The gradient is explicit
 // reverse-mode differentiation: δ = W_Lᵀ at the last hidden layer, then
 // δ ← (δ ⊙ act′(z_i))·W_iᵀ down to the input, plus (x − μ0)/σ0².
 // The activation derivatives are σ(z)(1 + z(1 − σ(z))) for SiLU (computed as
 // σ + silu·(1 − σ)), σ(z) for softplus and 1 − tanh² for tanh.
-func mlpGraph(b *builder, p *models.Params) {
+func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	s := p.Spec
 	l := s.Layers()
 	last := len(l) - 2 // index of the output layer
 
-	h := "x"
+	h := x
 	derivs := make([]string, last)
 	for i := 0; i < last; i++ {
 		w := b.floats(fmt.Sprintf("param/w%d", i), p.Tensors[2*i].Data, l[i], l[i+1])
@@ -36,11 +37,11 @@ func mlpGraph(b *builder, p *models.Params) {
 	b.doc("f(x), the perceptron's scalar output")
 
 	inv := 1 / (s.BaseStd * s.BaseStd)
-	diff := b.Sub("base/diff", "x", b.floats("base/mean", s.Mu0(), s.Dim))
+	diff := b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
 	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
 	q := b.Mul("base/energy", sq, b.scalar(0.5*inv))
 	b.doc("|x − μ0|²/(2σ0²)")
-	b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)
+	energy = b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
 
 	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row
@@ -50,8 +51,9 @@ func mlpGraph(b *builder, p *models.Params) {
 		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, fmt.Sprintf("param/w%d", i), "", true)
 	}
 	gb := b.Mul("backward/base", diff, b.scalar(inv))
-	b.Add("grad", delta, gb)
+	grad = b.Add("grad", delta, gb)
 	b.doc("∇ₓU = (x − μ0)/σ0² + ∇ₓf")
+	return energy, grad
 }
 
 // activation applies act to z and returns the activation and its derivative.
