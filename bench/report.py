@@ -13,6 +13,9 @@ import sys
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 TRAIN_CASES = ["gmm50d", "mlp_d2_H128", "mlp_d784_H256"]
+# flops per training iteration of the MLP cases: 6·(N + B)·(d·H + H·H + H), N = 4096, B = 256
+TRAIN_FLOPS = {c: 6.0 * (4096 + 256) * (d * H + H * H + H) for c, d, H in
+               [("mlp_d2_H128", 2, 128), ("mlp_d784_H256", 784, 256)]}
 # Go sub-benchmark name -> (PyTorch case, d, H)
 ULA_CASES = [("d2_H128_N4096", "mlp_d2_H128_N4096", 4096, 2, 128),
              ("d784_H256_N4096", "mlp_d784_H256_N4096", 4096, 784, 256)]
@@ -102,14 +105,20 @@ def main():
         print("```\n" + env + "\n```\n")
 
     print("## Training iteration (ms per iteration, median; lower is better)\n")
-    print("| case | Go ms/iter | PyTorch ms/iter | PyTorch variant | PyTorch threads | Go speed-up (PyTorch/Go) |")
-    print("|---|---|---|---|---|---|")
+    print("MLP GFLOP/s = 6·(N + B)·(d·H + H·H + H) / time (forward, input-gradient and weight-gradient matmuls of "
+          "walkers and data batch).\n")
+    print("| case | Go ms/iter | PyTorch ms/iter | Go GFLOP/s | PyTorch GFLOP/s | PyTorch variant | PyTorch threads "
+          "| Go speed-up (PyTorch/Go) |")
+    print("|---|---|---|---|---|---|---|---|")
     for c in TRAIN_CASES:
         g = go_train.get(f"BenchmarkTrainIteration/{c}", {})
         gms = g["ns/op"] / 1e6 if "ns/op" in g else None
         p = pt_train.get(c)
         pms = p["ms_per_iter"] if p else None
-        print(f"| {c} | {fmt(gms)} | {fmt(pms)} | {p['variant'] if p else 'n/a'} | "
+        fi = TRAIN_FLOPS.get(c)
+        gg = fi / gms / 1e6 if fi and gms else None
+        pg = fi / pms / 1e6 if fi and pms else None
+        print(f"| {c} | {fmt(gms)} | {fmt(pms)} | {fmt(gg, 1)} | {fmt(pg, 1)} | {p['variant'] if p else 'n/a'} | "
               f"{threads(p) if p else 'n/a'} | {ratio(pms, gms)} |")
 
     print("\n## ULA sampler throughput (walker-steps/s, median; higher is better)\n")
@@ -125,7 +134,7 @@ def main():
         fl = 4.0 * (d * H + H * H + H)
         gg = gr * fl / 1e9 if gr else None
         pg = pr * fl / 1e9 if pr else None
-        print(f"| {gname} | {fmt(gr)} | {fmt(pr)} | {fmt(gg, 1)} | {fmt(pg, 1)} | "
+        print(f"| {gname} | {fmt(gr, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(pg, 1)} | "
               f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} |")
 
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
