@@ -72,3 +72,11 @@ func benchIter[T Float](b *testing.B, cfg Config) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/iter")
 }
+
+func BenchmarkDemoIteration(b *testing.B) {
+	cfg, err := LoadConfig("../configs/gmm2d.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchIter[float32](b, cfg)
+}

@@ -151,16 +151,7 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 		if i == nl-1 {
 			break
 		}
-		switch spec.Activation {
-		case models.SiLU:
-			h = must(G.HadamardProd(h, must(G.Sigmoid(h))))
-		case models.Softplus:
-			h = must(G.Softplus(h))
-		case models.Tanh:
-			h = must(G.Tanh(h))
-		default:
-			return nil, fmt.Errorf("train: unknown activation %q", spec.Activation)
-		}
+		h = must(applyActivation(spec.Activation, h))
 	}
 	f := must(G.Reshape(h, tensor.Shape{n}))
 	if err != nil {

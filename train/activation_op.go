@@ -1,0 +1,264 @@
+package train
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// actOp is a fused elementwise activation for gorgonia graphs: y = f(x) with
+// f one of the MLP activations. gorgonia builds SiLU from three ops and
+// evaluates sigmoid one float64 math.Exp at a time; this op does one pass,
+// uses a float32 exp for float32 graphs and splits large tensors across cores.
+// Its gradient is actGradOp.
+type actOp struct{ act models.Activation }
+
+// actGradOp computes gradY ⊙ f'(x) from (x, gradY) in one pass.
+type actGradOp struct{ act models.Activation }
+
+var (
+	_ G.SDOp            = actOp{}
+	_ G.UsePreallocDoer = actOp{}
+	_ G.SDOp            = actGradOp{}
+	_ G.UsePreallocDoer = actGradOp{}
+)
+
+func applyActivation(act models.Activation, x *G.Node) (*G.Node, error) {
+	return G.ApplyOp(actOp{act}, x)
+}
+
+func (op actOp) Arity() int { return 1 }
+func (op actOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+func (op actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in) }
+func (op actOp) Do(in ...G.Value) (G.Value, error) {
+	return applyElementwise(op.act, false, nil, in...)
+}
+func (op actOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	return applyElementwise(op.act, false, pre, in...)
+}
+func (op actOp) ReturnsPtr() bool      { return false }
+func (op actOp) CallsExtern() bool     { return false }
+func (op actOp) OverwritesInput() int  { return -1 }
+func (op actOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op actOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op actOp) String() string        { return "act:" + string(op.act) }
+func (op actOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op actOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	g, err := G.ApplyOp(actGradOp{op.act}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{g}, nil
+}
+
+func (op actGradOp) Arity() int { return 2 }
+func (op actGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+func (op actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in) }
+func (op actGradOp) Do(in ...G.Value) (G.Value, error) {
+	return applyElementwise(op.act, true, nil, in...)
+}
+func (op actGradOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	return applyElementwise(op.act, true, pre, in...)
+}
+func (op actGradOp) ReturnsPtr() bool      { return false }
+func (op actGradOp) CallsExtern() bool     { return false }
+func (op actGradOp) OverwritesInput() int  { return -1 }
+func (op actGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op actGradOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op actGradOp) String() string        { return "actgrad:" + string(op.act) }
+func (op actGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op actGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("train: second derivatives of activations are not implemented")
+}
+
+func hashOf(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+func sameShape(in []G.DimSizer) (tensor.Shape, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("train: activation needs an input")
+	}
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("train: activation input shape is %T", in[0])
+	}
+	return s.Clone(), nil
+}
+
+// applyElementwise computes f(x) (grad false) or gradY·f'(x) (grad true) into
+// pre, or a new tensor when pre is nil.
+func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Value) (G.Value, error) {
+	x, ok := in[0].(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("train: activation expects a tensor, got %T", in[0])
+	}
+	var gy *tensor.Dense
+	if grad {
+		if gy, ok = in[1].(*tensor.Dense); !ok {
+			return nil, fmt.Errorf("train: activation gradient expects a tensor, got %T", in[1])
+		}
+	}
+	out, _ := pre.(*tensor.Dense)
+	if out == nil || out.Dtype() != x.Dtype() || out.Size() != x.Size() {
+		out = tensor.New(tensor.Of(x.Dtype()), tensor.WithShape(x.Shape().Clone()...))
+	}
+	switch xs := x.Data().(type) {
+	case []float32:
+		var gs []float32
+		if grad {
+			gs = gy.Data().([]float32)
+		}
+		activateF32(act, xs, gs, out.Data().([]float32))
+	case []float64:
+		var gs []float64
+		if grad {
+			gs = gy.Data().([]float64)
+		}
+		activate(act, xs, gs, out.Data().([]float64), math.Exp)
+	default:
+		return nil, fmt.Errorf("train: activation supports float32 and float64, got %v", x.Dtype())
+	}
+	return out, nil
+}
+
+// activate writes f(x) into out, or gy·f'(x) when gy is non-nil.
+func activate[T Float](act models.Activation, x, gy, out []T, exp func(T) T) {
+	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
+		a, b := lo*4096, min(hi*4096, len(x))
+		for i := a; i < b; i++ {
+			v := x[i]
+			var s T // sigmoid(v), stable for both signs
+			if v >= 0 {
+				s = 1 / (1 + exp(-v))
+			} else {
+				e := exp(v)
+				s = e / (1 + e)
+			}
+			switch act {
+			case models.SiLU:
+				if gy == nil {
+					out[i] = v * s
+				} else {
+					out[i] = gy[i] * s * (1 + v*(1-s))
+				}
+			case models.Softplus:
+				if gy == nil {
+					// log(1 + e^v) = max(v, 0) + log(1 + e^{-|v|})
+					out[i] = T(math.Max(float64(v), 0) + math.Log1p(float64(exp(-T(math.Abs(float64(v)))))))
+				} else {
+					out[i] = gy[i] * s
+				}
+			case models.Tanh:
+				t := 2*s2(v, exp) - 1
+				if gy == nil {
+					out[i] = t
+				} else {
+					out[i] = gy[i] * (1 - t*t)
+				}
+			}
+		}
+	})
+}
+
+// s2 is sigmoid(2v), so that tanh(v) = 2·sigmoid(2v) − 1.
+func s2[T Float](v T, exp func(T) T) T {
+	w := 2 * v
+	if w >= 0 {
+		return 1 / (1 + exp(-w))
+	}
+	e := exp(w)
+	return e / (1 + e)
+}
+
+// expf32 is e^x in float32 to about 1 ulp (Cody–Waite range reduction and a
+// degree-6 polynomial), several times faster than float64 math.Exp.
+func expf32(x float32) float32 {
+	switch {
+	case x > 88.72283:
+		return float32(math.Inf(1))
+	case x < -103.97208:
+		return 0
+	}
+	k := float32(math.Floor(float64(x*1.442695041 + 0.5)))
+	r := x - k*0.693359375 + k*2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	e := p*r*r + r + 1
+	ki := int32(k)
+	if ki < -126 { // subnormal result: scale in two steps
+		return e * math.Float32frombits(uint32(ki+127+64)<<23) * math.Float32frombits(uint32(127-64)<<23)
+	}
+	return e * math.Float32frombits(uint32(ki+127)<<23)
+}
+
+// expNeg32 is e^{-a} for a >= 0 in float32 (see expf32), written to inline
+// into activateF32's loop.
+func expNeg32(a float32) float32 {
+	if a > 87 {
+		return 0
+	}
+	x := -a
+	k := float32(int32(x*1.442695041 - 0.5))
+	r := x - k*0.693359375 + k*2.12194440e-4
+	p := ((((float32(1.9875691500e-4)*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	return (p*r*r + r + 1) * math.Float32frombits(uint32(int32(k)+127)<<23)
+}
+
+// activateF32 is activate for float32 with the exponential inlined.
+func activateF32(act models.Activation, x, gy, out []float32) {
+	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
+		a, b := lo*4096, min(hi*4096, len(x))
+		switch {
+		case act == models.SiLU && gy == nil:
+			for i, v := range x[a:b] {
+				e := expNeg32(abs32(v))
+				s := 1 / (1 + e)
+				if v < 0 {
+					s = e * s
+				}
+				out[a+i] = v * s
+			}
+		case act == models.SiLU:
+			g := gy[a:b]
+			for i, v := range x[a:b] {
+				e := expNeg32(abs32(v))
+				s := 1 / (1 + e)
+				if v < 0 {
+					s = e * s
+				}
+				out[a+i] = g[i] * s * (1 + v*(1-s))
+			}
+		default:
+			activate(act, x[a:b], subOrNil(gy, a, b), out[a:b], expf32)
+		}
+	})
+}
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+
+func subOrNil(v []float32, a, b int) []float32 {
+	if v == nil {
+		return nil
+	}
+	return v[a:b]
+}
