@@ -7,8 +7,8 @@
 //
 // The ONNX protobuf is written directly by field number with protowire
 // (proto.go); a small builder (builder.go) gives the graphs of each family
-// (gmm.go, mlp.go) a straight-line form; ula.go adds an optional fused K-step Langevin sampler
-// (BuildULA). Parity evaluates a model with ONNX
+// (gmm.go, mlp.go) a straight-line form, and ula.go adds an optional fused
+// K-step Langevin sampler (BuildULA). Parity evaluates a model with ONNX
 // Runtime and compares it with reference numbers; Run is the whole export of
 // cmd/jarzyn-export, which refuses to write a model that disagrees with the
 // training engine by more than Tolerance.
