@@ -95,10 +95,9 @@ elif ARGS.check:
 # shared pieces
 # ----------------------------------------------------------------------------------------------------------
 
-def rowdot(a, b, tmp):
-    """Σ_j a_ij b_ij into a fresh length-N vector, using tmp (N×d) as scratch."""
-    torch.mul(a, b, out=tmp)
-    return tmp.sum(1)
+def sqnorm(a):
+    """|a_i|² per row (one pass, no N×d temporary; faster than (a*a).sum(1) on this CPU)."""
+    return torch.linalg.vector_norm(a, 2, 1).square_()
 
 
 def weight_increment(U0, U1, g0sq, g1sq, X0, X1, g0, g1, h, t1, t2):
@@ -131,7 +130,7 @@ class SMCBase:
         self.A = torch.zeros(N, dtype=torch.float64)
         self.sq2h = math.sqrt(2.0 * self.h)
         self.U, self.g = self.eval_walkers(self.X)
-        self.gsq = rowdot(self.g, self.g, self.tmp)
+        self.gsq = sqnorm(self.g)
 
     def iterate(self):
         p = torch.softmax(self.A, 0).to(self.dtype)
@@ -141,7 +140,7 @@ class SMCBase:
         torch.add(self.X, self.g, alpha=-self.h, out=X1)     # ULA at the OLD θ (cached g)
         X1.add_(self.xi, alpha=self.sq2h)
         U1, g1 = self.eval_walkers(X1)                       # (θ_{k+1}, X_{k+1}); refreshes the cache
-        g1sq = rowdot(g1, g1, self.tmp)
+        g1sq = sqnorm(g1)
         self.A += weight_increment(self.U, U1, self.gsq, g1sq, self.X, X1, self.g, g1, self.h,
                                    self.xi, self.tmp)
         self.Xn, self.X = self.X, X1                         # separate buffers: no aliasing (SPEC §6.1)
@@ -238,7 +237,7 @@ class GMMBench(SMCBase):
                 logits = torch.addmm(-(0.5 * (a * a).sum(1) + z), X, a.t())
                 lse = torch.logsumexp(logits, 1)
                 self.r = torch.exp(logits - lse[:, None])
-                U = 0.5 * (X * X).sum(1) - lse
+                U = sqnorm(X).mul_(0.5).sub_(lse)
                 g = torch.addmm(X, self.r, a, alpha=-1.0)   # x − r a
             return U, g
         Xr = X.detach().requires_grad_(True)
@@ -391,7 +390,7 @@ class MLPBench(SMCBase):
                 g = self.gbuf[self.gsel]
                 self.gsel ^= 1
                 self._forward_backward(X, m["z1"], m["s1"], m["a1"], m["z2"], m["s2"], m["a2"], m["t1"], m["f"], g)
-                U = rowdot(X, X, self.tmp).mul_(0.5).add_(m["f"])
+                U = sqnorm(X).mul_(0.5).add_(m["f"])
             return U, g
         Xr = X.detach().requires_grad_(True)
         if self.variant == "autograd":
@@ -412,7 +411,7 @@ class MLPBench(SMCBase):
             self.a1, self.a2 = a1.detach(), a2.detach()
         with torch.no_grad():
             g = gf.add_(X)
-            U = rowdot(X, X, self.tmp).mul_(0.5).add_(f.detach())
+            U = sqnorm(X).mul_(0.5).add_(f.detach())
         return U, g
 
     def energy_ref(self, x, params):

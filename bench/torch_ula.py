@@ -132,7 +132,7 @@ class Sampler:
             f = F.linear(F.silu(F.linear(F.silu(F.linear(Xr, P[0], P[1])), P[2], P[3])), P[4], P[5]).squeeze(1)
             (gf,) = torch.autograd.grad(f.sum(), Xr)
             with torch.no_grad():
-                return 0.5 * (X * X).sum(1) + f.detach(), gf.add_(X)
+                return torch.linalg.vector_norm(X, 2, 1).square_().mul_(0.5).add_(f.detach()), gf.add_(X)
         with torch.no_grad():
             W1, b1, W2, b2, W3, b3 = P
             z1, s1, a1, z2, s2, a2, t1, f = self.buf
@@ -151,8 +151,7 @@ class Sampler:
             torch.add(s1, a1, out=z1)
             z1.addcmul_(a1, s1, value=-1.0).mul_(t1)  # δ1
             torch.addmm(X, z1, W1, out=g)             # ∇U = x + δ1 W1
-            torch.mul(X, X, out=self.tmp)
-            U = self.tmp.sum(1).mul_(0.5).add_(f)
+            U = torch.linalg.vector_norm(X, 2, 1).square_().mul_(0.5).add_(f)
         return U, g
 
     def step(self):
@@ -167,8 +166,8 @@ class Sampler:
                 torch.sub(X1, self.X, out=self.xi)
                 torch.add(self.g, g1, out=self.tmp)
                 dot = self.xi.mul_(self.tmp).sum(1)
-                n1 = g1.square().sum(1)
-                n0 = self.g.square().sum(1)
+                n1 = torch.linalg.vector_norm(g1, 2, 1).square_()
+                n0 = torch.linalg.vector_norm(self.g, 2, 1).square_()
                 self.A += ((self.U - U1) + 0.5 * dot - 0.25 * self.h * (n1 - n0)).double()
         self.Xn, self.X = self.X, X1
         self.U, self.g = U1, g1
