@@ -34,6 +34,7 @@ func run() int {
 		cfgFile = flag.String("config", "", "experiment YAML file (see configs/)")
 		out     = flag.String("out", "", "run dir (default runs/<name>)")
 		resume  = flag.String("resume", "", "continue the run in this dir from its latest checkpoint")
+		printC  = flag.Bool("print-config", false, "print the resolved configuration as YAML and exit")
 		sets    multiFlag
 	)
 	flag.Var(&sets, "set", "override a config key: --set key=value (repeatable; value is YAML)")
@@ -58,7 +59,7 @@ func run() int {
 			return 2
 		}
 		file, dir = filepath.Join(*resume, train.ConfigFile), *resume
-	} else if file == "" {
+	} else if file == "" && !*printC {
 		fmt.Fprintln(os.Stderr, "jarzyn-train: --config FILE is required (try configs/gmm2d.yaml)")
 		flag.Usage()
 		return 2
@@ -67,6 +68,15 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "jarzyn-train:", err)
 		return 2
+	}
+	if *printC {
+		b, err := cfg.YAML()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "jarzyn-train:", err)
+			return 1
+		}
+		os.Stdout.Write(b)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

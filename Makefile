@@ -1,0 +1,51 @@
+# jarzyn: train → export → serve for energy-based models.
+#   make demo   train the 2-D demo, export it to ONNX, sample it, draw a PNG
+#   make test   run the whole test suite
+# Both run `make setup` first (OpenBLAS and the ONNX Runtime library).
+
+GO        ?= go
+TAGS      ?= openblas
+BUILDFLAGS := -tags=$(TAGS)
+BIN       := bin
+DEMO_DIR  ?= runs/demo
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: setup build test demo bench clean build-cuda
+
+setup: .deps/onnxruntime/libonnxruntime.so.1 .deps/openblas.ok
+	$(GO) mod download
+
+.deps/onnxruntime/libonnxruntime.so.1:
+	scripts/install-ort.sh
+
+# OpenBLAS is the fast BLAS path (TAGS=openblas); `make TAGS= test` builds pure Go.
+.deps/openblas.ok:
+	@mkdir -p .deps
+	@if [ -n "$(TAGS)" ] && ! ldconfig -p 2>/dev/null | grep -q libopenblas.so; then \
+	  echo "setup: installing libopenblas-dev (Debian)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenblas-dev >/dev/null; \
+	fi
+	@touch $@
+
+build: setup
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/jarzyn-train ./cmd/jarzyn-export
+	$(GO) build -o $(BIN)/ ./cmd/jarzyn-serve
+
+test: setup
+	$(GO) vet $(BUILDFLAGS) ./...
+	$(GO) test $(BUILDFLAGS) -timeout 15m ./...
+
+demo: build
+	rm -rf $(DEMO_DIR)
+	$(BIN)/jarzyn-train --config configs/gmm2d.yaml --out $(DEMO_DIR)
+	$(BIN)/jarzyn-export --run $(DEMO_DIR) --out $(DEMO_DIR)/model.onnx
+	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --format png --out $(DEMO_DIR)/samples.png
+	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --format csv --out $(DEMO_DIR)/samples.csv
+	@echo "demo: run dir $(DEMO_DIR): summary.json, metrics.csv, plots/*.png, model.onnx, samples.png, samples.csv"
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BIN) runs/demo
