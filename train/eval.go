@@ -40,7 +40,7 @@ type walkerEval[T Float] struct {
 	vm    G.VM
 }
 
-func newWalkerEval[T Float](ps *paramSet[T], n int) (*walkerEval[T], error) {
+func newWalkerEval[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*walkerEval[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
@@ -57,7 +57,7 @@ func newWalkerEval[T Float](ps *paramSet[T], n int) (*walkerEval[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating U with respect to x: %w", err)
 	}
-	return &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g)}, nil
+	return &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g, vmOpts...)}, nil
 }
 
 // run evaluates the graph and copies U (as float64) and ∇ₓU into the outputs.
@@ -89,7 +89,7 @@ type paramGrad[T Float] struct {
 }
 
 // walkers, when non-nil, is shared as the walker input (e.g. a walkerEval's X).
-func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T) (*paramGrad[T], error) {
+func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
@@ -119,7 +119,7 @@ func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T) (*paramGrad[T
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating the loss: %w", err)
 	}
-	return &paramGrad[T]{Walkers: ws, Weights: wts, Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g)}, nil
+	return &paramGrad[T]{Walkers: ws, Weights: wts, Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g, vmOpts...)}, nil
 }
 
 // run evaluates the loss gradient into grads (one slice per parameter tensor)

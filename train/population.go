@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	G "gorgonia.org/gorgonia"
 	"math"
 	"math/rand/v2"
 
@@ -26,8 +27,8 @@ type population[T Float] struct {
 	tmpF        []float64
 }
 
-func newPopulation[T Float](ps *paramSet[T], n int) (*population[T], error) {
-	e, err := newWalkerEval[T](ps, n)
+func newPopulation[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*population[T], error) {
+	e, err := newWalkerEval[T](ps, n, vmOpts...)
 	if err != nil {
 		return nil, err
 	}

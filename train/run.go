@@ -105,8 +105,8 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Device == "cuda" {
-		return nil, fmt.Errorf("train: device cuda needs a binary built with -tags cuda (make build-cuda); this one is CPU-only")
+	if err := checkDevice(cfg.Device); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {

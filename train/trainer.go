@@ -144,15 +144,15 @@ func (t *trainer[T]) build(p *models.Params) error {
 	if t.opt, err = newOptimizer[T](cfg.Optimizer, cfg.Model.Spec, cfg.lrScale()); err != nil {
 		return err
 	}
-	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N); err != nil {
+	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if cfg.Walkers.Monitor > 0 {
-		if t.mon, err = newPopulation[T](t.ps, cfg.Walkers.Monitor); err != nil {
+		if t.mon, err = newPopulation[T](t.ps, cfg.Walkers.Monitor, deviceVMOpts(cfg.Device)...); err != nil {
 			return err
 		}
 	}
-	if t.pg, err = newParamGrad[T](t.ps, cfg.Walkers.N, t.batch, t.pop.X); err != nil {
+	if t.pg, err = newParamGrad[T](t.ps, cfg.Walkers.N, t.batch, t.pop.X, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if t.batch == cfg.Data.N {
