@@ -20,7 +20,8 @@ import (
 // Its gradient is actGradOp.
 type actOp struct{ act models.Activation }
 
-// actGradOp computes gradY ⊙ f'(x) from (x, gradY) in one pass.
+// actGradOp computes gradY ⊙ f'(x) from (x, y = f(x), gradY) in one pass,
+// reusing y so that SiLU and tanh need no exponential in the backward pass.
 type actGradOp struct{ act models.Activation }
 
 var (
@@ -54,17 +55,17 @@ func (op actOp) Hashcode() uint32      { return hashOf(op.String()) }
 func (op actOp) String() string        { return "act:" + string(op.act) }
 func (op actOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op actOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(actGradOp{op.act}, inputs[0], grad)
+	g, err := G.ApplyOp(actGradOp{op.act}, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{g}, nil
 }
 
-func (op actGradOp) Arity() int { return 2 }
+func (op actGradOp) Arity() int { return 3 }
 func (op actGradOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a, a)
+	return hm.NewFnType(a, a, a, a)
 }
 func (op actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in) }
 func (op actGradOp) Do(in ...G.Value) (G.Value, error) {
@@ -108,10 +109,13 @@ func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Val
 	if !ok {
 		return nil, fmt.Errorf("train: activation expects a tensor, got %T", in[0])
 	}
-	var gy *tensor.Dense
+	var y, gy *tensor.Dense
 	if grad {
-		if gy, ok = in[1].(*tensor.Dense); !ok {
-			return nil, fmt.Errorf("train: activation gradient expects a tensor, got %T", in[1])
+		var ok2 bool
+		y, ok = in[1].(*tensor.Dense)
+		gy, ok2 = in[2].(*tensor.Dense)
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("train: activation gradient expects tensors, got %T, %T", in[1], in[2])
 		}
 	}
 	out, _ := pre.(*tensor.Dense)
@@ -120,25 +124,25 @@ func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Val
 	}
 	switch xs := x.Data().(type) {
 	case []float32:
-		var gs []float32
+		var ys, gs []float32
 		if grad {
-			gs = gy.Data().([]float32)
+			ys, gs = y.Data().([]float32), gy.Data().([]float32)
 		}
-		activateF32(act, xs, gs, out.Data().([]float32))
+		activateF32(act, xs, ys, gs, out.Data().([]float32))
 	case []float64:
-		var gs []float64
+		var ys, gs []float64
 		if grad {
-			gs = gy.Data().([]float64)
+			ys, gs = y.Data().([]float64), gy.Data().([]float64)
 		}
-		activate(act, xs, gs, out.Data().([]float64), math.Exp)
+		activate(act, xs, ys, gs, out.Data().([]float64), math.Exp)
 	default:
 		return nil, fmt.Errorf("train: activation supports float32 and float64, got %v", x.Dtype())
 	}
 	return out, nil
 }
 
-// activate writes f(x) into out, or gy·f'(x) when gy is non-nil.
-func activate[T Float](act models.Activation, x, gy, out []T, exp func(T) T) {
+// activate writes f(x) into out, or gy·f'(x) when gy is non-nil (y = f(x)).
+func activate[T Float](act models.Activation, x, y, gy, out []T, exp func(T) T) {
 	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
 		a, b := lo*4096, min(hi*4096, len(x))
 		for i := a; i < b; i++ {
@@ -165,11 +169,10 @@ func activate[T Float](act models.Activation, x, gy, out []T, exp func(T) T) {
 					out[i] = gy[i] * s
 				}
 			case models.Tanh:
-				t := 2*s2(v, exp) - 1
 				if gy == nil {
-					out[i] = t
+					out[i] = 2*s2(v, exp) - 1
 				} else {
-					out[i] = gy[i] * (1 - t*t)
+					out[i] = gy[i] * (1 - y[i]*y[i])
 				}
 			}
 		}
@@ -224,8 +227,9 @@ func expNeg32(a float32) float32 {
 	return (p*r*r + r + 1) * math.Float32frombits(uint32(int32(k)+127)<<23)
 }
 
-// activateF32 is activate for float32 with the exponential inlined.
-func activateF32(act models.Activation, x, gy, out []float32) {
+// activateF32 is activate for float32 with the exponential inlined; the
+// SiLU derivative reuses y: σ(x) = y/x away from 0.
+func activateF32(act models.Activation, x, y, gy, out []float32) {
 	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
 		a, b := lo*4096, min(hi*4096, len(x))
 		switch {
@@ -239,17 +243,18 @@ func activateF32(act models.Activation, x, gy, out []float32) {
 				out[a+i] = v * s
 			}
 		case act == models.SiLU:
-			g := gy[a:b]
+			g, ys := gy[a:b], y[a:b]
 			for i, v := range x[a:b] {
-				e := expNeg32(abs32(v))
-				s := 1 / (1 + e)
-				if v < 0 {
-					s = e * s
+				var s float32
+				if abs32(v) > 1e-3 {
+					s = ys[i] / v
+				} else {
+					s = 0.5 + v/4 // σ(v) to O(v³)
 				}
 				out[a+i] = g[i] * s * (1 + v*(1-s))
 			}
 		default:
-			activate(act, x[a:b], subOrNil(gy, a, b), out[a:b], expf32)
+			activate(act, x[a:b], subOrNil(y, a, b), subOrNil(gy, a, b), out[a:b], expf32)
 		}
 	})
 }
