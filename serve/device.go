@@ -50,10 +50,14 @@ const cudaRegistrationName = "jarzyn-cuda"
 // errNoCUDA wraps every reason the CUDA provider is unavailable.
 var errNoCUDA = errors.New("CUDA execution provider unavailable")
 
+// cudaState remembers, per provider library, the outcome of registering it:
+// ONNX Runtime registers a library once per process.
 var cudaState struct {
 	sync.Mutex
-	tried   bool
-	lib     string
+	byLib map[string]*cudaLibState
+}
+
+type cudaLibState struct {
 	err     error
 	devices []ort.EpDevice
 }
@@ -75,24 +79,26 @@ func findCUDALib(explicit, ortLib string) (string, error) {
 }
 
 // cudaDevices registers the CUDA plugin execution provider once per process
-// (RegisterExecutionProviderLibrary) and returns its devices (GetEpDevices).
-// Go's signal handlers are saved and restored around the native calls.
+// and library (RegisterExecutionProviderLibrary) and returns its devices
+// (GetEpDevices). Go's signal handlers are saved and restored around the
+// native calls.
 func cudaDevices(explicit, ortLib string, log *slog.Logger) ([]ort.EpDevice, error) {
-	cudaState.Lock()
-	defer cudaState.Unlock()
-	if cudaState.tried {
-		return cudaState.devices, cudaState.err
-	}
-	cudaState.tried = true
 	lib, err := findCUDALib(explicit, ortLib)
 	if err != nil {
-		cudaState.err = err
 		return nil, err
 	}
-	cudaState.lib = lib
+	cudaState.Lock()
+	defer cudaState.Unlock()
+	if st := cudaState.byLib[lib]; st != nil {
+		return st.devices, st.err
+	}
+	if cudaState.byLib == nil {
+		cudaState.byLib = map[string]*cudaLibState{}
+	}
+	regName := fmt.Sprintf("%s-%d", cudaRegistrationName, len(cudaState.byLib))
 	var devs []ort.EpDevice
 	restored, err := withGoSignalHandlers(func() error {
-		if err := ort.RegisterExecutionProviderLibrary(cudaRegistrationName, lib); err != nil {
+		if err := ort.RegisterExecutionProviderLibrary(regName, lib); err != nil {
 			return fmt.Errorf("%w: registering %s failed: %v (on a CUDA machine, put the CUDA 13 / cuDNN 9 libraries on LD_LIBRARY_PATH)", errNoCUDA, lib, err)
 		}
 		all, err := ort.GetEpDevices()
@@ -114,7 +120,7 @@ func cudaDevices(explicit, ortLib string, log *slog.Logger) ([]ort.EpDevice, err
 	if restored > 0 && log != nil {
 		log.Info("restored Go signal handlers replaced by the CUDA provider", "count", restored)
 	}
-	cudaState.devices, cudaState.err = devs, err
+	cudaState.byLib[lib] = &cudaLibState{err: err, devices: devs}
 	return devs, err
 }
 

@@ -335,6 +335,9 @@ func (info *ModelInfo) parseMeta(meta map[string]string) error {
 	if info.StepSize < 0 || math.IsNaN(info.StepSize) || math.IsInf(info.StepSize, 0) {
 		return bad("step_size", "want a finite number ≥ 0 (0 = unknown)")
 	}
+	if g := get("graph"); g != "" && g != "energy" {
+		return bad("graph", "this file holds a fused sampling graph; serve the energy model (jarzyn.graph=energy) exported next to it")
+	}
 	info.Method = get("method")
 	info.ConfigDigest = get("config_digest")
 	if s := get("log_z_estimate"); s != "" {

@@ -196,7 +196,7 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	res.Elapsed = time.Since(start)
 	for i, v := range res.Samples {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("serve: walker %d diverged (coordinate %d is %v); try a smaller h than %g", i/s.d, i%s.d, v, s.h)
+			return nil, fmt.Errorf("serve: walker %d %w (coordinate %d is %v); try a smaller h than %g", i/s.d, ErrDiverged, i%s.d, v, s.h)
 		}
 	}
 	return res, nil
@@ -407,8 +407,8 @@ func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 		s.pool.run(s.weightFn)
 		s.gBeta, s.gNew = s.gNew, s.gBeta
 		for i, a := range s.logW {
-			if math.IsNaN(a) {
-				return fmt.Errorf("serve: walker %d's log-weight became NaN at step %d (energy %v); the model or h=%g is unusable", i, k+1, s.b.Energy[i], s.h)
+			if math.IsNaN(a) || math.IsInf(a, 0) {
+				return fmt.Errorf("serve: walker %d %w: its log-weight is %v at step %d (energy %v); try a smaller h than %g", i, ErrDiverged, a, k+1, s.b.Energy[i], s.h)
 			}
 		}
 		if s.cfg.ResampleThreshold > 0 && smc.ESSFraction(s.logW) < s.cfg.ResampleThreshold {

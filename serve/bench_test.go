@@ -1,0 +1,44 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// benchSample runs one Sample call of b.N steps on 4096 walkers of an MLP
+// energy (hidden [H, H], SiLU, random nonzero weights, float32) and reports
+// walker-steps per second. One op is one step of the whole batch: one ONNX
+// Runtime Run plus the ULA move (and the weights, when weighted).
+func benchSample(b *testing.B, d, h int, weighted bool) {
+	const n = 4096
+	m := mlpModel(b, d, h, 0)
+	cfg := SampleConfig{N: n, Steps: b.N, StepSize: 1e-3, Seed: 1, Weighted: weighted}
+	// warm the batch pool and ONNX Runtime's allocator outside the timing
+	warm := cfg
+	warm.Steps = 2
+	if _, err := Sample(context.Background(), m, warm); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	res, err := Sample(context.Background(), m, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "walker-steps/s")
+	_ = res
+}
+
+func BenchmarkSampleULA(b *testing.B) {
+	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, false) })
+	}
+}
+
+func BenchmarkSampleWeighted(b *testing.B) {
+	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, true) })
+	}
+}

@@ -1,0 +1,343 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runMain runs the command line in-process.
+func runMain(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func gaussianFile(t *testing.T) string {
+	t.Helper()
+	needORT(t)
+	return writeFile(t, t.TempDir(), "gauss.onnx", testGaussian.build(t))
+}
+
+func TestMainSampleCSV(t *testing.T) {
+	model := gaussianFile(t)
+	dir := t.TempDir()
+	run := func(name string, extra ...string) (SampleSummary, []byte) {
+		out := filepath.Join(dir, name)
+		code, stdout, stderr := runMain(t, context.Background(), append([]string{"sample", "--model", model, "--n", "300", "--steps", "20", "--out", out}, extra...)...)
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if stderr != "" {
+			t.Errorf("stderr not empty off a terminal: %q", stderr)
+		}
+		var sum SampleSummary
+		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+			t.Fatalf("summary %q: %v", stdout, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum, b
+	}
+	sum, a := run("a.csv", "--seed", "9")
+	_, b := run("b.csv", "--seed", "9")
+	_, c := run("c.csv", "--seed", "10")
+	if !bytes.Equal(a, b) {
+		t.Errorf("same seed, different CSV")
+	}
+	if bytes.Equal(a, c) {
+		t.Errorf("different seeds, same CSV")
+	}
+	if sum.N != 300 || sum.Steps != 20 || sum.H != testGaussian.h || sum.Seed != 9 || sum.Weighted || sum.LogZ != nil || sum.Device != "cpu" || len(sum.Files) != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	lines := strings.Split(strings.TrimSpace(string(a)), "\n")
+	if len(lines) != 301 || lines[0] != "# x0,x1" {
+		t.Fatalf("CSV has %d lines, header %q", len(lines), lines[0])
+	}
+	for i, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if len(f) != 2 {
+			t.Fatalf("row %d: %q", i, l)
+		}
+		for _, v := range f {
+			if _, err := strconv.ParseFloat(v, 32); err != nil {
+				t.Fatalf("row %d: %q", i, l)
+			}
+		}
+	}
+	// weighted: a log_weight column and the estimates in the summary
+	sum, w := run("w.csv", "--weighted", "--h", "0.1", "--extra-steps", "3")
+	wl := strings.Split(strings.TrimSpace(string(w)), "\n")
+	if wl[0] != "# x0,x1,log_weight" || len(strings.Split(wl[1], ",")) != 3 || len(wl) != 301 {
+		t.Errorf("weighted CSV header %q, row %q", wl[0], wl[1])
+	}
+	if !sum.Weighted || sum.LogZ == nil || sum.ESS == nil || sum.ExtraSteps != 3 || math.Abs(*sum.LogZ-testGaussian.logZ()) > 0.5 {
+		t.Errorf("weighted summary %+v", sum)
+	}
+}
+
+// readNPY parses a .npy file written by WriteNPY.
+func readNPY(t *testing.T, path string) (descr string, shape []int, data []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b[:8]) != "\x93NUMPY\x01\x00" {
+		t.Fatalf("%s: bad magic %q", path, b[:8])
+	}
+	hl := int(binary.LittleEndian.Uint16(b[8:]))
+	if (10+hl)%64 != 0 {
+		t.Errorf("%s: header not 64-byte aligned", path)
+	}
+	h := string(b[10 : 10+hl])
+	descr = h[strings.Index(h, "'descr': '")+10:]
+	descr = descr[:strings.IndexByte(descr, '\'')]
+	s := h[strings.Index(h, "'shape': (")+10:]
+	s = s[:strings.IndexByte(s, ')')]
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			v, _ := strconv.Atoi(f)
+			shape = append(shape, v)
+		}
+	}
+	return descr, shape, b[10+hl:]
+}
+
+func TestMainSampleNPYAndPNG(t *testing.T) {
+	model := gaussianFile(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "s.npy")
+	if code, _, stderr := runMain(t, context.Background(), "sample", "--model", model, "--n", "50", "--steps", "5", "--weighted", "--out", out); code != 0 {
+		t.Fatal(stderr)
+	}
+	descr, shape, data := readNPY(t, out)
+	if descr != "<f4" || len(shape) != 2 || shape[0] != 50 || shape[1] != 2 || len(data) != 4*100 {
+		t.Errorf("samples npy: %s %v %d bytes", descr, shape, len(data))
+	}
+	descr, shape, data = readNPY(t, LogWeightsPath(out))
+	if descr != "<f8" || len(shape) != 1 || shape[0] != 50 || len(data) != 8*50 {
+		t.Errorf("log-weights npy: %s %v %d bytes", descr, shape, len(data))
+	}
+	for _, tc := range []struct {
+		name  string
+		model string
+		args  []string
+		minW  int
+	}{
+		{"scatter", model, []string{"--n", "500"}, 300},
+		{"density", model, []string{"--n", "6000"}, 300},
+		{"weighted density", model, []string{"--n", "500", "--weighted"}, 300},
+		{"image grid", writeFile(t, dir, "img.onnx", goodRaw(1, 8, 8).marshal()), []string{"--n", "20"}, 40},
+		{"flat image grid", writeFile(t, dir, "flat.onnx", goodRaw(64).marshal()), []string{"--n", "20"}, 40},
+		{"histogram", writeFile(t, dir, "one.onnx", goodRaw(1).marshal()), []string{"--n", "500"}, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".png")
+			args := append([]string{"sample", "--model", tc.model, "--steps", "3", "--out", out}, tc.args...)
+			if code, _, stderr := runMain(t, context.Background(), args...); code != 0 {
+				t.Fatal(stderr)
+			}
+			f, err := os.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			img, err := png.Decode(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.Bounds().Dx() < tc.minW {
+				t.Errorf("image %v", img.Bounds())
+			}
+		})
+	}
+}
+
+func TestMainErrors(t *testing.T) {
+	model := gaussianFile(t)
+	dir := t.TempDir()
+	trunc := filepath.Join(dir, "trunc.onnx")
+	b, _ := os.ReadFile(model)
+	os.WriteFile(trunc, b[:len(b)/3], 0o644)
+	out := filepath.Join(dir, "o.csv")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", nil, ExitUsage, "Usage"},
+		{"unknown command", []string{"train"}, ExitUsage, "unknown command"},
+		{"no out", []string{"sample", "--model", model}, ExitUsage, "--out are required"},
+		{"bad n", []string{"sample", "--model", model, "--out", out, "--n", "0"}, ExitUsage, "--n: must be > 0"},
+		{"bad h", []string{"sample", "--model", model, "--out", out, "--h", "-1"}, ExitUsage, "--h:"},
+		{"bad init", []string{"sample", "--model", model, "--out", out, "--init", "zeros"}, ExitUsage, "--init:"},
+		{"bad threshold", []string{"sample", "--model", model, "--out", out, "--weighted", "--resample-threshold", "2"}, ExitUsage, "--resample-threshold:"},
+		{"bad format", []string{"sample", "--model", model, "--out", filepath.Join(dir, "o.txt")}, ExitUsage, "format must be csv, npy or png"},
+		{"bad device", []string{"sample", "--model", model, "--out", out, "--device", "tpu"}, ExitUsage, "device must be"},
+		{"missing model", []string{"sample", "--model", filepath.Join(dir, "none.onnx"), "--out", out}, ExitError, "none.onnx: no such file"},
+		{"truncated model", []string{"sample", "--model", trunc, "--out", out}, ExitError, "trunc.onnx is not a loadable ONNX model"},
+		{"cuda unavailable", []string{"sample", "--model", model, "--out", out, "--device", "cuda", "--cuda-ep-lib", filepath.Join(dir, "nope.so")}, ExitError, "--device cuda: CUDA execution provider unavailable"},
+		{"http without model", []string{"http"}, ExitUsage, "exactly one of"},
+		{"http bad model", []string{"http", "--model", trunc, "--addr", "127.0.0.1:0"}, ExitError, "trunc.onnx"},
+		{"http bad log level", []string{"http", "--model", model, "--log-level", "loud"}, ExitUsage, "--log-level"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, context.Background(), tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d containing %q", code, stderr, tc.code, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("output written by a failed run")
+			}
+		})
+	}
+}
+
+func TestMainSampleInterrupted(t *testing.T) {
+	model := gaussianFile(t)
+	out := filepath.Join(t.TempDir(), "never.csv")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	code, stdout, stderr := runMain(t, ctx, "sample", "--model", model, "--n", "1000", "--steps", "10000000", "--out", out)
+	if code != ExitInterrupted || !strings.Contains(stderr, "interrupted") || stdout != "" {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("an interrupted run wrote %s", out)
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// serveBinary builds cmd/jarzyn-serve once per test run.
+func serveBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "jarzyn-serve-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "jarzyn-serve")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/jarzyn/jarzyn/cmd/jarzyn-serve").CombinedOutput()
+		if err != nil {
+			binErr = err
+			binPath = string(out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("building jarzyn-serve: %v\n%s", binErr, binPath)
+	}
+	return binPath
+}
+
+// TestBinarySignals runs the real binary: SIGINT stops `sample` cleanly
+// (exit 130, nothing written) and SIGTERM shuts `http` down gracefully;
+// --ort-lib pointing nowhere is a clear error.
+func TestBinarySignals(t *testing.T) {
+	bin := serveBinary(t)
+	model := gaussianFile(t)
+	dir := t.TempDir()
+
+	t.Run("ort-lib missing", func(t *testing.T) {
+		cmd := exec.Command(bin, "sample", "--model", model, "--out", filepath.Join(dir, "x.csv"), "--ort-lib", "/nonexistent/libonnxruntime.so")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitError || !strings.Contains(string(out), "/nonexistent/libonnxruntime.so") {
+			t.Errorf("%v: %s", err, out)
+		}
+	})
+
+	t.Run("sample SIGINT", func(t *testing.T) {
+		out := filepath.Join(dir, "never.csv")
+		cmd := exec.Command(bin, "sample", "--model", model, "--n", "1000", "--steps", "100000000", "--out", out)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != ExitInterrupted {
+			t.Errorf("exit: %v, stderr %s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("stderr %q", stderr.String())
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("interrupted run wrote output")
+		}
+	})
+
+	t.Run("http SIGTERM", func(t *testing.T) {
+		cmd := exec.Command(bin, "http", "--model", model, "--addr", "127.0.0.1:0")
+		pr, pw, _ := os.Pipe()
+		cmd.Stderr = pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		sc := bufio.NewScanner(pr)
+		addr := ""
+		var logs []string
+		for sc.Scan() {
+			line := sc.Text()
+			logs = append(logs, line)
+			if i := strings.Index(line, "addr="); i >= 0 && strings.Contains(line, "msg=serving") {
+				addr = strings.Fields(line[i+5:])[0]
+				break
+			}
+		}
+		if addr == "" {
+			cmd.Process.Kill()
+			t.Fatalf("no serving line: %q", logs)
+		}
+		code, body := call(t, "GET", "http://"+addr+"/v2/health/ready", "", nil)
+		if code != 200 {
+			t.Errorf("ready: %d %s", code, body)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		go func() {
+			for sc.Scan() {
+				logs = append(logs, sc.Text())
+			}
+		}()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exit after SIGTERM: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("server did not stop on SIGTERM")
+		}
+	})
+}

@@ -1,0 +1,323 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+)
+
+// The Open Inference Protocol (KServe v2) REST endpoints for the energy
+// model: health, model readiness and metadata, and infer (energy and grad at
+// given points). Tensors use the JSON representation (datatype, shape, data
+// row-major, flat or nested); the binary extension is not supported.
+
+// ServerName and ServerVersion answer GET /v2.
+const (
+	ServerName    = "jarzyn-serve"
+	ServerVersion = "1"
+	// Platform is reported in model metadata.
+	Platform = "onnxruntime_onnx"
+	// DatatypeFP32 is the only tensor datatype the energy model takes.
+	DatatypeFP32 = "FP32"
+)
+
+// TensorMetadata describes an input or output in model metadata.
+type TensorMetadata struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+// ModelMetadataResponse is the body of GET /v2/models/{name}[/versions/{v}].
+type ModelMetadataResponse struct {
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
+	Inputs   []TensorMetadata `json:"inputs"`
+	Outputs  []TensorMetadata `json:"outputs"`
+	// Parameters carries the jarzyn metadata (an extension field).
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// InferInput is one input tensor of an infer request.
+type InferInput struct {
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// InferRequestedOutput names an output the client wants.
+type InferRequestedOutput struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// InferRequest is the body of POST /v2/models/{name}[/versions/{v}]/infer.
+type InferRequest struct {
+	ID         string                 `json:"id,omitempty"`
+	Parameters map[string]any         `json:"parameters,omitempty"`
+	Inputs     []InferInput           `json:"inputs"`
+	Outputs    []InferRequestedOutput `json:"outputs,omitempty"`
+}
+
+// InferOutput is one output tensor of an infer response.
+type InferOutput struct {
+	Name     string    `json:"name"`
+	Datatype string    `json:"datatype"`
+	Shape    []int64   `json:"shape"`
+	Data     []float32 `json:"data"`
+}
+
+// InferResponse is the body of a successful infer.
+type InferResponse struct {
+	ModelName    string        `json:"model_name"`
+	ModelVersion string        `json:"model_version"`
+	ID           string        `json:"id,omitempty"`
+	Outputs      []InferOutput `json:"outputs"`
+}
+
+func (s *Server) handleServerMetadata(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]any{"name": ServerName, "version": ServerVersion, "extensions": []string{}})
+}
+
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		s.writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+// model resolves the {name} and optional {version} path values (404 if unknown).
+func (s *Server) model(w http.ResponseWriter, r *http.Request) (*Model, bool) {
+	m, err := s.reg.Get(r.PathValue("name"), r.PathValue("version"))
+	if err != nil || r.PathValue("name") == "" {
+		if err == nil {
+			err = ErrModelNotFound
+		}
+		s.fail(w, r, http.StatusNotFound, "name: "+err.Error())
+		return nil, false
+	}
+	return m, true
+}
+
+func (s *Server) handleModelReady(w http.ResponseWriter, r *http.Request) {
+	m, ok := s.model(w, r)
+	if !ok {
+		return
+	}
+	ready := s.ready.Load()
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	s.writeJSON(w, code, map[string]any{"name": m.Name, "version": m.Version, "ready": ready})
+}
+
+func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
+	m, ok := s.model(w, r)
+	if !ok {
+		return
+	}
+	versions := s.reg.Versions(m.Name)
+	if r.PathValue("version") != "" {
+		versions = []string{m.Version}
+	}
+	shape := []int64{-1}
+	for _, d := range m.Info.DataShape {
+		shape = append(shape, int64(d))
+	}
+	params := map[string]any{
+		"family": m.Info.Family, "format_version": m.Info.FormatVersion, "data_shape": m.Info.DataShape,
+		"base_mean": m.Info.BaseMean, "base_std": m.Info.BaseStd, "data_range": []float64{m.Info.DataMin, m.Info.DataMax},
+		"step_size": m.Info.StepSize, "method": m.Info.Method, "config_digest": m.Info.ConfigDigest,
+		"model_version": m.Info.ModelVersion, "device": string(m.Device),
+	}
+	if !math.IsNaN(m.Info.LogZEstimate) {
+		params["log_z_estimate"] = m.Info.LogZEstimate
+	}
+	if m.Info.Spec != nil {
+		params["spec"] = m.Info.Spec
+	}
+	s.writeJSON(w, http.StatusOK, ModelMetadataResponse{
+		Name: m.Name, Versions: versions, Platform: Platform,
+		Inputs: []TensorMetadata{{InputX, DatatypeFP32, shape}},
+		Outputs: []TensorMetadata{
+			{OutputEnergy, DatatypeFP32, []int64{-1}},
+			{OutputGrad, DatatypeFP32, shape},
+		},
+		Parameters: params,
+	})
+}
+
+// parseTensorData flattens a JSON array (flat or nested) of numbers into
+// dst, checking each is a finite float32. The message names the element.
+func parseTensorData(raw json.RawMessage, field string, want int) ([]float32, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, fieldErr(field, "required")
+	}
+	out := make([]float32, 0, want)
+	depth := 0
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',':
+			i++
+		case c == '[':
+			depth++
+			i++
+		case c == ']':
+			depth--
+			i++
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i + 1
+			for j < len(raw) && (raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' || raw[j] == '+' || raw[j] == '-' || (raw[j] >= '0' && raw[j] <= '9')) {
+				j++
+			}
+			if depth == 0 {
+				return nil, fieldErr(field, "want an array of numbers")
+			}
+			v, err := strconv.ParseFloat(string(raw[i:j]), 64)
+			if err != nil || math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32 {
+				return nil, fieldErr(fmt.Sprintf("%s[%d]", field, len(out)), "%s is not a finite float32", raw[i:j])
+			}
+			if len(out) == want {
+				return nil, fieldErr(field, "has more than the %d values its shape needs", want)
+			}
+			out = append(out, float32(v))
+			i = j
+		default:
+			if depth == 0 {
+				return nil, fieldErr(field, "want an array of numbers")
+			}
+			return nil, fieldErr(fmt.Sprintf("%s[%d]", field, len(out)), "want a number (NaN and Inf are not allowed)")
+		}
+	}
+	if len(out) != want {
+		return nil, fieldErr(field, "has %d values, its shape needs %d", len(out), want)
+	}
+	return out, nil
+}
+
+// inferInput validates an infer request against a model and returns the
+// batch size, the points and which outputs to return.
+func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, outs []string, err error) {
+	if len(req.Inputs) != 1 {
+		return 0, nil, nil, fieldErr("inputs", "want exactly one input named %q, got %d inputs", InputX, len(req.Inputs))
+	}
+	in := &req.Inputs[0]
+	if in.Name != InputX {
+		return 0, nil, nil, fieldErr("inputs[0].name", "want %q, got %q", InputX, in.Name)
+	}
+	if in.Datatype != DatatypeFP32 {
+		return 0, nil, nil, fieldErr("inputs[0].datatype", "want %q, got %q", DatatypeFP32, in.Datatype)
+	}
+	if _, ok := in.Parameters["binary_data_size"]; ok {
+		return 0, nil, nil, fieldErr("inputs[0].parameters.binary_data_size", "binary tensor data is not supported; send JSON data")
+	}
+	ds := m.Info.DataShape
+	if len(in.Shape) != 1+len(ds) {
+		return 0, nil, nil, fieldErr("inputs[0].shape", "want [batch,%s], got %v", joinInts(ds), in.Shape)
+	}
+	if in.Shape[0] < 1 || in.Shape[0] > int64(s.cfg.MaxInferBatch) {
+		return 0, nil, nil, fieldErr("inputs[0].shape[0]", "batch must be in [1, %d], got %d", s.cfg.MaxInferBatch, in.Shape[0])
+	}
+	for k, d := range ds {
+		if in.Shape[k+1] != int64(d) {
+			return 0, nil, nil, fieldErr(fmt.Sprintf("inputs[0].shape[%d]", k+1), "want %d (data shape %v), got %d", d, ds, in.Shape[k+1])
+		}
+	}
+	n = int(in.Shape[0])
+	if x, err = parseTensorData(in.Data, "inputs[0].data", n*m.Info.Dim); err != nil {
+		return 0, nil, nil, err
+	}
+	seen := map[string]bool{}
+	for j, o := range req.Outputs {
+		if o.Name != OutputEnergy && o.Name != OutputGrad {
+			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "want %q or %q, got %q", OutputEnergy, OutputGrad, o.Name)
+		}
+		if seen[o.Name] {
+			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "%q requested twice", o.Name)
+		}
+		seen[o.Name] = true
+		outs = append(outs, o.Name)
+	}
+	if len(outs) == 0 {
+		outs = []string{OutputEnergy, OutputGrad}
+	}
+	return n, x, outs, nil
+}
+
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
+	m, ok := s.model(w, r)
+	if !ok {
+		return
+	}
+	var req InferRequest
+	if code, err := s.decodeBody(w, r, &req); err != nil {
+		s.fail(w, r, code, err.Error())
+		return
+	}
+	n, x, outs, err := s.inferInput(&req, m)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, trimServe(err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	if !s.acquire(ctx) {
+		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("server busy: no evaluation slot free within the %v request timeout", s.cfg.Timeout))
+		return
+	}
+	energy, grad, err := s.evaluate(m, n, x)
+	s.release()
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, trimServe(err))
+		return
+	}
+	for i, e := range energy {
+		if math.IsNaN(float64(e)) || math.IsInf(float64(e), 0) {
+			s.fail(w, r, http.StatusUnprocessableEntity, fmt.Sprintf("inputs[0].data: the model's energy at row %d is %v", i, e))
+			return
+		}
+	}
+	for i, g := range grad {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+			s.fail(w, r, http.StatusUnprocessableEntity, fmt.Sprintf("inputs[0].data: the model's gradient at row %d is %v", i/m.Info.Dim, g))
+			return
+		}
+	}
+	resp := InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID}
+	gshape := append([]int64(nil), req.Inputs[0].Shape...)
+	for _, name := range outs {
+		if name == OutputEnergy {
+			resp.Outputs = append(resp.Outputs, InferOutput{OutputEnergy, DatatypeFP32, []int64{int64(n)}, energy})
+		} else {
+			resp.Outputs = append(resp.Outputs, InferOutput{OutputGrad, DatatypeFP32, gshape, grad})
+		}
+	}
+	s.writeJSON(w, http.StatusOK, resp)
+}
+
+// evaluate runs the model on n points with a pooled batch.
+func (s *Server) evaluate(m *Model, n int, x []float32) (energy, grad []float32, err error) {
+	b, err := m.getBatch(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.putBatch(b)
+	copy(b.X, x)
+	if err := m.Eval(b, nil); err != nil {
+		return nil, nil, err
+	}
+	return append([]float32(nil), b.Energy...), append([]float32(nil), b.Grad...), nil
+}
