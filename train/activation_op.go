@@ -10,6 +10,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/jarzyn/jarzyn/internal/kernels"
 	"github.com/jarzyn/jarzyn/models"
 )
 
@@ -214,45 +215,17 @@ func expf32(x float32) float32 {
 	return e * math.Float32frombits(uint32(ki+127)<<23)
 }
 
-// expNeg32 is e^{-a} for a >= 0 in float32 (see expf32), written to inline
-// into activateF32's loop.
-func expNeg32(a float32) float32 {
-	if a > 87 {
-		return 0
-	}
-	x := -a
-	k := float32(int32(x*1.442695041 - 0.5))
-	r := x - k*0.693359375 + k*2.12194440e-4
-	p := ((((float32(1.9875691500e-4)*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-	return (p*r*r + r + 1) * math.Float32frombits(uint32(int32(k)+127)<<23)
-}
-
-// activateF32 is activate for float32 with the exponential inlined; the
-// SiLU derivative reuses y: σ(x) = y/x away from 0.
+// activateF32 is activate for float32: SiLU runs the vectorised kernels of
+// internal/kernels (its derivative reuses y: σ(x) = y/x away from 0).
 func activateF32(act models.Activation, x, y, gy, out []float32) {
-	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
-		a, b := lo*4096, min(hi*4096, len(x))
+	const chunk = 16384
+	parallelRange((len(x)+chunk-1)/chunk, func(lo, hi int) {
+		a, b := lo*chunk, min(hi*chunk, len(x))
 		switch {
 		case act == models.SiLU && gy == nil:
-			for i, v := range x[a:b] {
-				e := expNeg32(abs32(v))
-				s := 1 / (1 + e)
-				if v < 0 {
-					s = e * s
-				}
-				out[a+i] = v * s
-			}
+			kernels.SiLU(x[a:b], out[a:b])
 		case act == models.SiLU:
-			g, ys := gy[a:b], y[a:b]
-			for i, v := range x[a:b] {
-				var s float32
-				if abs32(v) > 1e-3 {
-					s = ys[i] / v
-				} else {
-					s = 0.5 + v/4 // σ(v) to O(v³)
-				}
-				out[a+i] = g[i] * s * (1 + v*(1-s))
-			}
+			kernels.SiLUGrad(x[a:b], y[a:b], gy[a:b], out[a:b])
 		default:
 			activate(act, x[a:b], subOrNil(y, a, b), subOrNil(gy, a, b), out[a:b], expf32)
 		}
