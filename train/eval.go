@@ -2,11 +2,15 @@ package train
 
 import (
 	"fmt"
+	"slices"
+
+	"gonum.org/v1/gonum/blas"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // inputMatrix makes an [r, c] input node backed by a fresh slice it returns.
@@ -32,20 +36,33 @@ func valueData[T Float](n *G.Node) []T {
 // walkerEval computes U and ∇ₓU for a fixed batch of n points with one
 // gorgonia tape machine built once: write positions into X, call run, read
 // the results.
+//
+// With taps (MLP only) the same backward pass also yields δ_l = ∂U_i/∂z_l for
+// every walker and layer; with the layer inputs a_{l−1} they give any
+// walker-weighted parameter gradient Σ_i c_i ∂θU(X_i) without a second
+// forward pass (see weightedParamGrad).
 type walkerEval[T Float] struct {
-	n, d  int
-	quad  quadratic
-	X     []T // input positions, n×d, written by the caller
-	u, gx *G.Node
-	vm    G.VM
+	n, d   int
+	quad   quadratic
+	X      []T // input positions, n×d, written by the caller
+	u, gx  *G.Node
+	taps   *layerTaps
+	deltas G.Nodes // ∂(Σ U)/∂z_l per layer, when taps are kept
+	widths []int   // layer widths [d, H1, …, 1]
+	vm     G.VM
+	scaled []T // scratch: c ⊙ δ_l
 }
 
-func newWalkerEval[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*walkerEval[T], error) {
+func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.VMOpt) (*walkerEval[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
 	x, xs := inputMatrix[T](g, "x", n, d, nil)
-	u, err := energyNode[T](g, ps.spec, params, x, n)
+	var taps *layerTaps
+	if keepTaps && ps.spec.Family == models.MLP {
+		taps = &layerTaps{}
+	}
+	u, err := energyNode[T](g, ps.spec, params, x, n, taps)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +70,85 @@ func newWalkerEval[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*walkerE
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	grads, err := G.Grad(cost, x)
+	wrt := G.Nodes{x}
+	if taps != nil {
+		wrt = append(wrt, taps.pre...)
+	}
+	// Backpropagate, unlike Grad, accepts intermediate nodes (the z_l)
+	one := g.AddNode(G.NewConstant(T(1)))
+	grads, err := G.Backpropagate(G.Nodes{cost}, G.Nodes{one}, wrt)
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating U with respect to x: %w", err)
 	}
-	return &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g, vmOpts...)}, nil
+	e := &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g, vmOpts...)}
+	if taps != nil {
+		e.taps, e.deltas, e.widths = taps, grads[1:], ps.spec.Layers()
+		e.scaled = make([]T, n*slices.Max(e.widths))
+	}
+	return e, nil
+}
+
+// layerCaches returns, for the last run, each layer's input a_{l−1} (n×w_{l−1})
+// and backprop signal δ_l (n×w_l), as the machine's own buffers.
+func (e *walkerEval[T]) layerCaches() (inputs, deltas [][]T) {
+	for l := range e.taps.pre {
+		if l == 0 {
+			inputs = append(inputs, e.X)
+		} else {
+			inputs = append(inputs, valueData[T](e.taps.inputs[l]))
+		}
+		deltas = append(deltas, valueData[T](e.deltas[l]))
+	}
+	return inputs, deltas
+}
+
+// weightedParamGrad adds Σ_i c_i ∂θU(X_i) to grads (one slice per parameter
+// tensor, MLP layout w0, b0, w1, …) from the caches of the last run:
+// ∂W_l = a_{l−1}ᵀ (c ⊙ δ_l), ∂b_l = Σ_i c_i δ_{l,i}, one GEMM per layer on
+// the BLAS gorgonia uses.
+func (e *walkerEval[T]) weightedParamGrad(c []float64, grads [][]T) {
+	inputs, deltas := e.layerCaches()
+	for l := range deltas {
+		in, out := e.widths[l], e.widths[l+1]
+		sc := e.scaled[:e.n*out]
+		db := grads[2*l+1]
+		for i := 0; i < e.n; i++ {
+			ci := T(c[i])
+			row := deltas[l][i*out : (i+1)*out]
+			dst := sc[i*out : (i+1)*out]
+			for j, v := range row {
+				dst[j] = ci * v
+				db[j] += dst[j]
+			}
+		}
+		gemmTN(in, out, e.n, inputs[l], sc, grads[2*l])
+	}
+}
+
+// gemmTN computes C += Aᵀ·B for A (k×m), B (k×n), C (m×n), row-major.
+func gemmTN[T Float](m, n, k int, a, b, c []T) {
+	switch a := any(a).(type) {
+	case []float32:
+		G.WhichBLAS().Sgemm(blas.Trans, blas.NoTrans, m, n, k, 1, a, m, any(b).([]float32), n, 1, any(c).([]float32), n)
+	case []float64:
+		G.WhichBLAS().Dgemm(blas.Trans, blas.NoTrans, m, n, k, 1, a, m, any(b).([]float64), n, 1, any(c).([]float64), n)
+	}
+}
+
+func gatherRows[T Float](a []T, w int, idx []int, tmp []T) { smc.Gather(a, w, idx, tmp[:len(a)]) }
+
+// gatherCaches permutes the rows of the layer caches with the walkers.
+func (e *walkerEval[T]) gatherCaches(idx []int, tmp []T) {
+	if e.taps == nil {
+		return
+	}
+	inputs, deltas := e.layerCaches()
+	for l := range deltas {
+		if l > 0 {
+			gatherRows(inputs[l], e.widths[l], idx, tmp)
+		}
+		gatherRows(deltas[l], e.widths[l+1], idx, tmp)
+	}
 }
 
 // run evaluates the graph and copies U (as float64) and ∇ₓU into the outputs.
@@ -89,18 +180,20 @@ type paramGrad[T Float] struct {
 }
 
 // walkers, when non-nil, is shared as the walker input (e.g. a walkerEval's X).
+// With n = 0 the loss is the data term alone (the walker term then comes from
+// walkerEval.weightedParamGrad).
 func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
-	xw, ws := inputMatrix[T](g, "walkers", n, d, walkers)
-	wt, wts := inputVector[T](g, "weights", n)
-	xd, ds := inputMatrix[T](g, "data", b, d, nil)
-	uw, err := energyNode[T](g, ps.spec, params, xw, n)
-	if err != nil {
-		return nil, err
+	var xw, wt *G.Node
+	var ws, wts []T
+	if n > 0 {
+		xw, ws = inputMatrix[T](g, "walkers", n, d, walkers)
+		wt, wts = inputVector[T](g, "weights", n)
 	}
-	ud, err := energyNode[T](g, ps.spec, params, xd, b)
+	xd, ds := inputMatrix[T](g, "data", b, d, nil)
+	ud, err := energyNode[T](g, ps.spec, params, xd, b, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +204,14 @@ func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T, vmOpts ...G.V
 		}
 		return nd
 	}
-	loss := must(G.Sub(must(G.Mean(ud)), must(G.Sum(must(G.HadamardProd(uw, wt))))))
+	loss := must(G.Mean(ud))
+	if n > 0 {
+		uw, err := energyNode[T](g, ps.spec, params, xw, n, nil)
+		if err != nil {
+			return nil, err
+		}
+		loss = must(G.Sub(loss, must(G.Sum(must(G.HadamardProd(uw, wt))))))
+	}
 	if e != nil {
 		return nil, fmt.Errorf("train: building loss: %w", e)
 	}
@@ -166,7 +266,7 @@ func EvalEnergy(p *models.Params, x []float64, n int, dtype string) (energy, gra
 
 func evalEnergy[T Float](p *models.Params, x []float64, n int) ([]float64, []float64, error) {
 	ps := newParamSet[T](p)
-	e, err := newWalkerEval[T](ps, n)
+	e, err := newWalkerEval[T](ps, n, false)
 	if err != nil {
 		return nil, nil, err
 	}

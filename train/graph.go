@@ -86,12 +86,15 @@ func (ps *paramSet[T]) nodes(g *G.ExprGraph) G.Nodes {
 
 // energyNode builds the parametric part of U for a batch x [n, d] and returns
 // a node of shape [n]; see quadratic for the rest.
-func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+//
+// With taps non-nil (MLP only), the layer inputs a_{l−1} and pre-activations
+// z_l are recorded so that per-walker backprop signals can be read back.
+func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	switch spec.Family {
 	case models.GMM:
 		return gmmEnergy[T](g, spec, params, x, n)
 	case models.MLP:
-		return mlpEnergy[T](g, spec, params, x, n)
+		return mlpEnergy[T](g, spec, params, x, n, taps)
 	}
 	return nil, fmt.Errorf("train: unknown family %q", spec.Family)
 }
@@ -132,7 +135,13 @@ func gmmEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 	return u, nil
 }
 
-func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+// layerTaps records, per MLP layer l, its input a_{l−1} and its
+// pre-activation z_l = a_{l−1}·W_l + b_l.
+type layerTaps struct {
+	inputs, pre G.Nodes
+}
+
+func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
 		if e != nil && err == nil {
@@ -144,7 +153,12 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 	nl := len(spec.Layers()) - 1
 	for i := 0; i < nl; i++ {
 		w, b := params[2*i], params[2*i+1]
+		in := h
 		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
+		if taps != nil {
+			taps.inputs = append(taps.inputs, in)
+			taps.pre = append(taps.pre, h)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("train: building mlp layer %d: %w", i, err)
 		}

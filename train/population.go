@@ -5,6 +5,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/jarzyn/jarzyn/smc"
 )
@@ -27,8 +28,9 @@ type population[T Float] struct {
 	tmpF        []float64
 }
 
-func newPopulation[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*population[T], error) {
-	e, err := newWalkerEval[T](ps, n, vmOpts...)
+// keepTaps keeps per-layer caches for weightedParamGrad (MLP family).
+func newPopulation[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.VMOpt) (*population[T], error) {
+	e, err := newWalkerEval[T](ps, n, keepTaps, vmOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +41,7 @@ func newPopulation[T Float](ps *paramSet[T], n int, vmOpts ...G.VMOpt) (*populat
 		G: make([]T, n*d), Gold: make([]T, n*d),
 		A: make([]float64, n), eval: e,
 		p: make([]float64, n), idx: make([]int, n),
-		tmpT: make([]T, n*d), tmpF: make([]float64, n),
+		tmpT: make([]T, n*max(d, slices.Max(ps.spec.Layers()))), tmpF: make([]float64, n),
 	}, nil
 }
 
@@ -75,9 +77,10 @@ func (pop *population[T]) ess() float64 { return smc.ESSFraction(pop.A) }
 func (pop *population[T]) resample(scheme smc.Scheme, rng *rand.Rand) {
 	logZ := pop.logZ()
 	smc.Resample(scheme, pop.weights(), pop.idx, rng)
-	smc.Gather(pop.X, pop.d, pop.idx, pop.tmpT)
-	smc.Gather(pop.G, pop.d, pop.idx, pop.tmpT)
+	smc.Gather(pop.X, pop.d, pop.idx, pop.tmpT[:len(pop.X)])
+	smc.Gather(pop.G, pop.d, pop.idx, pop.tmpT[:len(pop.G)])
 	smc.Gather(pop.U, 1, pop.idx, pop.tmpF)
+	pop.eval.gatherCaches(pop.idx, pop.tmpT)
 	pop.logZref = logZ
 	for i := range pop.A {
 		pop.A[i] = 0

@@ -60,6 +60,41 @@ func TestParamGradFiniteDifference(t *testing.T) {
 			if _, mu := loss(p); math.Abs(mu-meanU) > 1e-10*math.Max(1, math.Abs(mu)) {
 				t.Fatalf("mean data energy %v, reference %v", meanU, mu)
 			}
+			if tc.spec.Family == models.MLP {
+				// the fused path: data-only loss graph + walker caches
+				dg, err := newParamGrad[float64](ps, 0, b, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				copy(dg.Data, pg.Data)
+				we, err := newWalkerEval[float64](ps, n, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				copy(we.X, pg.Walkers)
+				if err := we.run(make([]float64, n), make([]float64, n*d)); err != nil {
+					t.Fatal(err)
+				}
+				fused := make([][]float64, len(grads))
+				for k := range fused {
+					fused[k] = make([]float64, len(grads[k]))
+				}
+				if _, err := dg.run(fused); err != nil {
+					t.Fatal(err)
+				}
+				c := make([]float64, n)
+				for i := range c {
+					c[i] = -pg.Weights[i]
+				}
+				we.weightedParamGrad(c, fused)
+				for k := range fused {
+					for i := range fused[k] {
+						if math.Abs(fused[k][i]-grads[k][i]) > 1e-10*math.Max(1, math.Abs(grads[k][i])) {
+							t.Fatalf("fused gradient %s[%d] = %v, two-graph %v", p.Tensors[k].Name, i, fused[k][i], grads[k][i])
+						}
+					}
+				}
+			}
 			for k, tensor := range p.Tensors {
 				for i := range tensor.Data {
 					const eps = 1e-6
@@ -83,7 +118,7 @@ func TestParamGradFiniteDifference(t *testing.T) {
 func TestWalkerEvalReusesBuffers(t *testing.T) {
 	p := testParams(t, testSpecs[2].spec, 1)
 	ps := newParamSet[float64](p)
-	e, err := newWalkerEval[float64](ps, 4)
+	e, err := newWalkerEval[float64](ps, 4, false)
 	if err != nil {
 		t.Fatal(err)
 	}

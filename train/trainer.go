@@ -37,6 +37,7 @@ type trainer[T Float] struct {
 	lastMeanUData float64
 	lastGradNorm  float64
 	snap          snapshot[T]
+	negP          []float64 // −p: the walker coefficients of the fused gradient
 }
 
 // snapshot is the small part of the state at the start of an iteration, kept
@@ -144,20 +145,25 @@ func (t *trainer[T]) build(p *models.Params) error {
 	if t.opt, err = newOptimizer[T](cfg.Optimizer, cfg.Model.Spec, cfg.lrScale()); err != nil {
 		return err
 	}
-	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N, deviceVMOpts(cfg.Device)...); err != nil {
+	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N, t.fused(), deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if cfg.Walkers.Monitor > 0 {
-		if t.mon, err = newPopulation[T](t.ps, cfg.Walkers.Monitor, deviceVMOpts(cfg.Device)...); err != nil {
+		if t.mon, err = newPopulation[T](t.ps, cfg.Walkers.Monitor, false, deviceVMOpts(cfg.Device)...); err != nil {
 			return err
 		}
 	}
-	if t.pg, err = newParamGrad[T](t.ps, cfg.Walkers.N, t.batch, t.pop.X, deviceVMOpts(cfg.Device)...); err != nil {
+	nw := cfg.Walkers.N
+	if t.fused() {
+		nw = 0 // the walker term comes from the walker machine's caches
+	}
+	if t.pg, err = newParamGrad[T](t.ps, nw, t.batch, t.pop.X, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if t.batch == cfg.Data.N {
 		copy(t.pg.Data, t.dataT)
 	}
+	t.negP = make([]float64, cfg.Walkers.N)
 	t.grads = make([][]T, len(t.ps.data))
 	t.snap.params = make([][]T, len(t.ps.data))
 	for k, d := range t.ps.data {
@@ -166,6 +172,11 @@ func (t *trainer[T]) build(p *models.Params) error {
 	}
 	return nil
 }
+
+// fused reports whether the walker term of the loss gradient is taken from
+// the walker machine's per-layer caches (MLP family) instead of a second
+// forward pass in the loss machine (mixture family).
+func (t *trainer[T]) fused() bool { return t.cfg.Model.Family == models.MLP }
 
 func (t *trainer[T]) pops() []*population[T] {
 	if t.mon != nil {
@@ -261,14 +272,17 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		}
 		t.takeSnapshot()
 		// 1–2: weighted parameter gradient at (θ_k, X_k)
+		coef := t.pop.p
 		if weighted {
-			for i, p := range t.pop.weights() {
-				t.pg.Weights[i] = T(p)
-			}
+			t.pop.weights()
 		} else {
-			w := T(1 / float64(t.pop.n))
-			for i := range t.pg.Weights {
-				t.pg.Weights[i] = w
+			for i := range coef {
+				coef[i] = 1 / float64(t.pop.n)
+			}
+		}
+		if !t.fused() {
+			for i, p := range coef {
+				t.pg.Weights[i] = T(p)
 			}
 		}
 		if t.batch < cfg.Data.N {
@@ -280,6 +294,12 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		meanUData, err := t.pg.run(t.grads)
 		if err != nil {
 			return err
+		}
+		if t.fused() {
+			for i, p := range coef {
+				t.negP[i] = -p
+			}
+			t.pop.eval.weightedParamGrad(t.negP, t.grads)
 		}
 		t.lastMeanUData = meanUData
 		norm := t.opt.gradNorm(t.grads)
