@@ -188,3 +188,33 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = lo[0], hi[0], lo[1], hi[1]
 	return p.Save(6*vg.Inch, 6*vg.Inch, path)
 }
+
+// CompareRuns draws one column of several runs' metrics.csv on one plot
+// (e.g. mass_0 of jarzynski, pcd and cd), with an optional horizontal target.
+func CompareRuns(runs, labels []string, column, title, yLabel string, target float64, out string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text, p.Y.Label.Text = "iteration", yLabel
+	last := 0.0
+	for i, dir := range runs {
+		cols, err := readMetrics(filepath.Join(dir, MetricsFile))
+		if err != nil {
+			return err
+		}
+		xy := series(cols, column)
+		if len(xy) == 0 {
+			return fmt.Errorf("train: %s has no values in column %q", dir, column)
+		}
+		last = math.Max(last, xy[len(xy)-1].X)
+		if err := addLine(p, xy, labels[i], plotColors[i%len(plotColors)], false); err != nil {
+			return err
+		}
+	}
+	if !math.IsNaN(target) {
+		addLine(p, plotter.XYs{{X: 0, Y: target}, {X: last, Y: target}}, "target", color.Gray{Y: 90}, true)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return p.Save(7*vg.Inch, 4*vg.Inch, out)
+}
