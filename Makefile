@@ -40,9 +40,9 @@ demo: build
 	rm -rf $(DEMO_DIR)
 	$(BIN)/jarzyn-train --config configs/gmm2d.yaml --out $(DEMO_DIR)
 	$(BIN)/jarzyn-export --run $(DEMO_DIR) --out $(DEMO_DIR)/model.onnx
-	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --format png --out $(DEMO_DIR)/samples.png
-	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --format csv --out $(DEMO_DIR)/samples.csv
-	@echo "demo: run dir $(DEMO_DIR): summary.json, metrics.csv, plots/*.png, model.onnx, samples.png, samples.csv"
+	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --weighted --format csv --out $(DEMO_DIR)/samples.csv
+	$(BIN)/jarzyn-serve sample --model $(DEMO_DIR)/model.onnx --n 10000 --steps 500 --seed 1 --weighted --format png --out $(DEMO_DIR)/samples.png
+	@echo "demo: run dir $(DEMO_DIR): summary.json, metrics.csv, plots/*.png, model.onnx, samples.csv, samples.png"
 
 bench: build
 	bench/run.sh

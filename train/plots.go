@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
@@ -167,7 +166,7 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 	}
 	p := plot.New()
 	p.Title.Text = "model density e^{-U}/Z with walkers"
-	p.Add(plotter.NewHeatMap(g, palette.Heat(64, 1)))
+	p.Add(plotter.NewHeatMap(g, whiteToRed{}))
 	var pts plotter.XYs
 	stride := max(1, len(walkers)/2/3000)
 	for i := 0; i+1 < len(walkers); i += 2 * stride {
@@ -217,4 +216,16 @@ func CompareRuns(runs, labels []string, column, title, yLabel string, target flo
 		return err
 	}
 	return p.Save(7*vg.Inch, 4*vg.Inch, out)
+}
+
+// whiteToRed is a 64-colour palette from white (low density) to dark red.
+type whiteToRed struct{}
+
+func (whiteToRed) Colors() []color.Color {
+	cs := make([]color.Color, 64)
+	for i := range cs {
+		t := float64(i) / 63
+		cs[i] = color.RGBA{R: uint8(255 - 90*t), G: uint8(255 * (1 - t)), B: uint8(255 * (1 - t)), A: 255}
+	}
+	return cs
 }
