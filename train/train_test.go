@@ -364,3 +364,39 @@ func TestShippedConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// A diverging run (ULA step far beyond stability) stops with a clear error
+// and leaves a loadable checkpoint of the last good state.
+func TestNonFiniteStopsWithCheckpoint(t *testing.T) {
+	for _, steps := range []int{1, 3} {
+		cfg := gmmTestConfig()
+		cfg.Walkers.N, cfg.Data.N = 200, 200
+		cfg.Walkers.StepSize = 60
+		cfg.Walkers.ULASteps = steps
+		cfg.Resample.Threshold = 0
+		cfg.Iterations = 1000
+		dir := t.TempDir()
+		_, err := Run(context.Background(), Options{Config: cfg, OutDir: dir, Logger: quiet})
+		if err == nil || !strings.Contains(err.Error(), "non-finite") {
+			t.Fatalf("ula_steps=%d: diverging run returned %v, want a non-finite error", steps, err)
+		}
+		c, err := models.ReadContainer(filepath.Join(dir, CheckpointDir, LatestCkpt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"walkers", "energies", "grads", "log_weights"} {
+			v, err := c.Floats(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range v {
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					t.Fatalf("ula_steps=%d: checkpointed %s[%d] = %v", steps, name, i, x)
+				}
+			}
+		}
+		if _, err := c.Params(); err != nil {
+			t.Fatalf("checkpointed parameters: %v", err)
+		}
+	}
+}

@@ -49,6 +49,11 @@ type snapshot[T Float] struct {
 	A, monA             []float64
 	rng                 []byte
 	logZref, monLogZref float64
+	// positions, energies and gradients per population, kept only with
+	// several ULA steps per update (with one, the old buffers hold them)
+	X [][]T
+	U [][]float64
+	G [][]T
 }
 
 func (c *Config) walkerInit() string {
@@ -373,10 +378,22 @@ func (t *trainer[T]) takeSnapshot() {
 		s.monLogZref = t.mon.logZref
 	}
 	s.rng, _ = t.pcg.MarshalBinary()
+	if t.cfg.Walkers.ULASteps > 1 {
+		pops := t.pops()
+		if len(s.X) != len(pops) {
+			s.X, s.U, s.G = make([][]T, len(pops)), make([][]float64, len(pops)), make([][]T, len(pops))
+		}
+		for i, pop := range pops {
+			s.X[i] = append(s.X[i][:0], pop.X...)
+			s.U[i] = append(s.U[i][:0], pop.U...)
+			s.G[i] = append(s.G[i][:0], pop.G...)
+		}
+	}
 }
 
-// restoreSnapshot undoes a failed single-ULA-step iteration: positions,
-// energies and gradients come back from the old buffers.
+// restoreSnapshot undoes a failed iteration: parameters, optimizer, weights
+// and RNG from the snapshot; positions, energies and gradients from the old
+// buffers (one ULA step) or the snapshot (several).
 func (t *trainer[T]) restoreSnapshot() {
 	s := &t.snap
 	for k, d := range t.ps.data {
@@ -385,7 +402,13 @@ func (t *trainer[T]) restoreSnapshot() {
 	t.opt.m = cloneFloats2(s.m, t.opt.m)
 	t.opt.v = cloneFloats2(s.v, t.opt.v)
 	t.opt.t = s.t
-	for _, pop := range t.pops() {
+	for i, pop := range t.pops() {
+		if s.X != nil {
+			copy(pop.X, s.X[i])
+			copy(pop.U, s.U[i])
+			copy(pop.G, s.G[i])
+			continue
+		}
 		copy(pop.X, pop.Xold)
 		pop.U, pop.Uold = pop.Uold, pop.U
 		pop.G, pop.Gold = pop.Gold, pop.G
