@@ -455,6 +455,11 @@ func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 	}
 	if eval || t.cfg.Model.Family == models.GMM {
 		ev := evaluate(t.ps.params(), t.teacher, t.data, t.cfg.Log.Grid, r.MeanUData, t.logRhoStar, t.batch == t.cfg.Data.N)
+		// rows with an evaluation use the whole data set's mean energy, so
+		// their CE estimates carry no data-batch noise
+		r.MeanUData = ev.MeanUData
+		r.CE = r.LogZ + r.MeanUData
+		r.MonCE = r.MonLogZ + r.MeanUData
 		ev.EstimatedKL = r.CE + t.logRhoStar
 		r.Eval = &ev
 	}
