@@ -32,6 +32,9 @@ const MetaPrefix = "jarzyn."
 // SupportedFormatVersion is the newest jarzyn.format_version this package reads.
 const SupportedFormatVersion = 1
 
+// maxDim bounds the numbers in one sample (a guard against hostile files).
+const maxDim = 1 << 24
+
 // requiredMeta lists the metadata keys a model must carry.
 var requiredMeta = []string{"format_version", "family", "data_shape", "base_mean", "base_std", "data_range", "step_size"}
 
@@ -291,8 +294,8 @@ func (info *ModelInfo) parseMeta(meta map[string]string) error {
 	}
 	info.Dim = 1
 	for _, s := range info.DataShape {
-		if s <= 0 || info.Dim > math.MaxInt32/s {
-			return bad("data_shape", "want positive integers")
+		if s <= 0 || info.Dim > maxDim/s {
+			return bad("data_shape", fmt.Sprintf("want positive integers with a product ≤ %d", maxDim))
 		}
 		info.Dim *= s
 	}

@@ -17,6 +17,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
+	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -246,7 +247,7 @@ func WritePNG(w io.Writer, r *Result) error {
 			}
 			sc.GlyphStyle.Shape = draw.CircleGlyph{}
 			sc.GlyphStyle.Radius = vg.Points(1)
-			sc.GlyphStyle.Color = color.RGBA{R: 30, G: 80, B: 200, A: 140}
+			sc.GlyphStyle.Color = color.NRGBA{R: 30, G: 80, B: 200, A: 140}
 			p.Add(sc)
 		}
 	}
@@ -300,8 +301,13 @@ func newDensity(r *Result, weights []float64, bins int) *plotter.HeatMap {
 		rr := min(bins-1, int((float64(r.Samples[i*r.Dim+1])-g.y0)/g.dy))
 		g.z[rr*bins+c] += weights[i]
 	}
-	hm := plotter.NewHeatMap(g, palette.Heat(64, 1))
+	// white (empty) → yellow → red → black (dense)
+	cm := palette.Reverse(moreland.ExtendedBlackBody())
+	cm.SetMin(0)
+	cm.SetMax(1)
+	hm := plotter.NewHeatMap(g, cm.Palette(128))
 	hm.Min = 0
+	hm.Rasterized = true
 	return hm
 }
 
@@ -314,7 +320,8 @@ func (g *density) Y(r int) float64    { return g.y0 + (float64(r)+0.5)*g.dy }
 const gridMax = 64
 
 // writeImageGrid tiles up to 64 samples (drawn ∝ weight when weighted) into
-// one PNG, mapping the shown samples' range to black..white.
+// one PNG, mapping the model's data range (or, if unknown, the shown
+// samples' range) to black..white; values outside are clipped.
 func writeImageGrid(w io.Writer, r *Result, ch, h, wd int) error {
 	k := min(r.N, gridMax)
 	idx := make([]int, k)
@@ -330,14 +337,17 @@ func writeImageGrid(w io.Writer, r *Result, ch, h, wd int) error {
 			idx[i] = i
 		}
 	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, i := range idx {
-		for _, v := range r.Samples[i*r.Dim : (i+1)*r.Dim] {
-			lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
-		}
-	}
+	lo, hi := r.DataMin, r.DataMax
 	if !(hi > lo) {
-		hi = lo + 1
+		lo, hi = math.Inf(1), math.Inf(-1)
+		for _, i := range idx {
+			for _, v := range r.Samples[i*r.Dim : (i+1)*r.Dim] {
+				lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+			}
+		}
+		if !(hi > lo) {
+			hi = lo + 1
+		}
 	}
 	cols := int(math.Ceil(math.Sqrt(float64(k))))
 	rows := (k + cols - 1) / cols

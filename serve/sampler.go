@@ -135,6 +135,9 @@ type Result struct {
 	DataShape []int
 	Dim       int
 	Samples   []float32
+	// DataMin and DataMax are the model's data range (both 0 if unknown);
+	// image grids map it to black..white.
+	DataMin, DataMax float64
 	// Weighted is true for annealed runs; then LogWeights (length N) are the
 	// final Jarzynski log-weights A, ESS = N·ESSFraction, and LogZ is the
 	// log Ẑ estimate. Unweighted: LogWeights nil, ESS = N, LogZ NaN.
@@ -441,7 +444,7 @@ func (s *sampler) resample() {
 func (s *sampler) result() *Result {
 	r := &Result{
 		N: s.n, DataShape: append([]int(nil), s.m.Info.DataShape...), Dim: s.d,
-		Samples:  append([]float32(nil), s.b.X...),
+		Samples: append([]float32(nil), s.b.X...), DataMin: s.m.Info.DataMin, DataMax: s.m.Info.DataMax,
 		Weighted: s.cfg.Weighted, StepSize: s.h, Steps: s.cfg.Steps, ExtraSteps: s.cfg.ExtraSteps, Seed: s.cfg.Seed,
 		WalkerSteps: int64(s.n) * int64(s.total), ESS: float64(s.n), ESSFraction: 1, LogZ: math.NaN(),
 	}
