@@ -51,6 +51,7 @@ type walkerEval[T Float] struct {
 	widths []int   // layer widths [d, H1, …, 1]
 	vm     G.VM
 	scaled []T // scratch: c ⊙ δ_l
+	ps     *paramSet[T]
 }
 
 func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.VMOpt) (*walkerEval[T], error) {
@@ -59,7 +60,7 @@ func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.V
 	d := ps.spec.Dim
 	x, xs := inputMatrix[T](g, "x", n, d, nil)
 	var taps *layerTaps
-	if keepTaps && ps.spec.Family == models.MLP {
+	if keepTaps {
 		taps = &layerTaps{}
 	}
 	u, err := energyNode[T](g, ps.spec, params, x, n, taps)
@@ -82,7 +83,10 @@ func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.V
 	}
 	e := &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g, vmOpts...)}
 	if taps != nil {
-		e.taps, e.deltas, e.widths = taps, grads[1:], ps.spec.Layers()
+		e.taps, e.deltas, e.widths, e.ps = taps, grads[1:], ps.spec.Layers(), ps
+		if ps.spec.Family == models.GMM {
+			e.widths = []int{d, ps.spec.Modes}
+		}
 		e.scaled = make([]T, n*slices.Max(e.widths))
 	}
 	return e, nil
@@ -103,11 +107,34 @@ func (e *walkerEval[T]) layerCaches() (inputs, deltas [][]T) {
 }
 
 // weightedParamGrad adds Σ_i c_i ∂θU(X_i) to grads (one slice per parameter
-// tensor, MLP layout w0, b0, w1, …) from the caches of the last run:
-// ∂W_l = a_{l−1}ᵀ (c ⊙ δ_l), ∂b_l = Σ_i c_i δ_{l,i}, one GEMM per layer on
-// the BLAS gorgonia uses.
+// tensor) from the caches of the last run, one GEMM per layer on the BLAS
+// gorgonia uses. MLP: ∂W_l = a_{l−1}ᵀ (c ⊙ δ_l), ∂b_l = Σ_i c_i δ_{l,i}.
+// GMM (ℓ_m = x·a_m − ½|a_m|² − z_m, δ = ∂U/∂ℓ): with s = c ⊙ δ,
+// ∂a_m = Σ_i s_im x_i − (Σ_i s_im) a_m and ∂z_m = −Σ_i s_im.
 func (e *walkerEval[T]) weightedParamGrad(c []float64, grads [][]T) {
 	inputs, deltas := e.layerCaches()
+	if e.ps.spec.Family == models.GMM {
+		d, M := e.widths[0], e.widths[1]
+		sc := e.scaled[:e.n*M]
+		col := make([]T, M)
+		for i := 0; i < e.n; i++ {
+			ci := T(c[i])
+			for m := 0; m < M; m++ {
+				v := ci * deltas[0][i*M+m]
+				sc[i*M+m] = v
+				col[m] += v
+			}
+		}
+		gemmTN(M, d, e.n, sc, inputs[0], grads[0])
+		a := e.ps.data[0]
+		for m := 0; m < M; m++ {
+			for k := 0; k < d; k++ {
+				grads[0][m*d+k] -= col[m] * a[m*d+k]
+			}
+			grads[1][m] -= col[m]
+		}
+		return
+	}
 	for l := range deltas {
 		in, out := e.widths[l], e.widths[l+1]
 		sc := e.scaled[:e.n*out]

@@ -87,12 +87,13 @@ func (ps *paramSet[T]) nodes(g *G.ExprGraph) G.Nodes {
 // energyNode builds the parametric part of U for a batch x [n, d] and returns
 // a node of shape [n]; see quadratic for the rest.
 //
-// With taps non-nil (MLP only), the layer inputs a_{l−1} and pre-activations
-// z_l are recorded so that per-walker backprop signals can be read back.
+// With taps non-nil, the layer inputs a_{l−1} and pre-activations z_l (MLP),
+// or x and the mixture logits ℓ (GMM), are recorded so that per-walker
+// backprop signals can be read back.
 func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	switch spec.Family {
 	case models.GMM:
-		return gmmEnergy[T](g, spec, params, x, n)
+		return gmmEnergy[T](g, spec, params, x, n, taps)
 	case models.MLP:
 		return mlpEnergy[T](g, spec, params, x, n, taps)
 	}
@@ -107,7 +108,7 @@ func scalar[T Float](g *G.ExprGraph, v float64) *G.Node {
 // ℓ_m = x·a_m − ½|a_m|² − z_m and −LSE_m(ℓ), with the row maximum subtracted
 // for stability. The full energy is ½|x|² − LSE_m(ℓ); the parameter-free
 // ½|x|² is added by addQuadratic.
-func gmmEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int) (*G.Node, error) {
+func gmmEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	a, z := params[0], params[1]
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
@@ -122,9 +123,12 @@ func gmmEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 	if err != nil {
 		return nil, fmt.Errorf("train: building gmm energy: %w", err)
 	}
-	c := must(G.Add(aa, z))                                                                // [M]
-	c2 := must(G.Reshape(c, tensor.Shape{1, spec.Modes}))                                  // [1, M]
-	l := must(G.BroadcastSub(xa, c2, nil, []byte{0}))                                      // [n, M]
+	c := must(G.Add(aa, z))                               // [M]
+	c2 := must(G.Reshape(c, tensor.Shape{1, spec.Modes})) // [1, M]
+	l := must(G.BroadcastSub(xa, c2, nil, []byte{0}))     // [n, M]
+	if taps != nil {
+		taps.inputs, taps.pre = G.Nodes{x}, G.Nodes{l}
+	}
 	mx := must(G.Max(l, 1))                                                                // [n]
 	sh := must(G.BroadcastSub(l, must(G.Reshape(mx, tensor.Shape{n, 1})), nil, []byte{1})) // [n, M]
 	lse := must(G.Add(must(G.Log(must(G.Sum(must(G.Exp(sh)), 1)))), mx))                   // [n]

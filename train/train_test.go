@@ -60,7 +60,7 @@ func TestParamGradFiniteDifference(t *testing.T) {
 			if _, mu := loss(p); math.Abs(mu-meanU) > 1e-10*math.Max(1, math.Abs(mu)) {
 				t.Fatalf("mean data energy %v, reference %v", meanU, mu)
 			}
-			if tc.spec.Family == models.MLP {
+			{
 				// the fused path: data-only loss graph + walker caches
 				dg, err := newParamGrad[float64](ps, 0, b, nil)
 				if err != nil {

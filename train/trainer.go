@@ -179,9 +179,10 @@ func (t *trainer[T]) build(p *models.Params) error {
 }
 
 // fused reports whether the walker term of the loss gradient is taken from
-// the walker machine's per-layer caches (MLP family) instead of a second
-// forward pass in the loss machine (mixture family).
-func (t *trainer[T]) fused() bool { return t.cfg.Model.Family == models.MLP }
+// the walker machine's per-layer caches (one forward pass per iteration)
+// rather than a second forward pass in the loss machine. It is on for both
+// families; the two-graph path remains for tests and as the reference.
+func (t *trainer[T]) fused() bool { return true }
 
 func (t *trainer[T]) pops() []*population[T] {
 	if t.mon != nil {
