@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -183,9 +184,24 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: creating run options: %w", err)
 	}
-	defer ro.Destroy()
-	stop := context.AfterFunc(ctx, func() { ro.Terminate() })
-	defer stop()
+	// Cancellation terminates a Run in flight. The callback may still be
+	// running when Sample returns, so it and Destroy exclude each other.
+	var roMu sync.Mutex
+	live := true
+	stop := context.AfterFunc(ctx, func() {
+		roMu.Lock()
+		defer roMu.Unlock()
+		if live {
+			ro.Terminate()
+		}
+	})
+	defer func() {
+		stop()
+		roMu.Lock()
+		live = false
+		ro.Destroy()
+		roMu.Unlock()
+	}()
 	start := time.Now()
 	if cfg.Weighted {
 		err = s.runWeighted(ctx, ro)
