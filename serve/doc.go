@@ -29,8 +29,56 @@
 // ULA-bias correction). When ESS/N falls below a threshold the walkers are
 // resampled (positions, cached energies and gradients together), logZref is set
 // to the current log Ẑ and A to 0. The estimate is
-// log Ẑ = logZref + LogMeanExp(A), an unbiased estimate of Z (not log Z) for
-// any step size h.
+// log Ẑ = logZref + LogMeanExp(A); Ẑ itself is unbiased for Z at any step
+// size h (log Ẑ is low by about half its variance when the ESS is small).
+//
+// # Command line
+//
+// cmd/jarzyn-serve is a thin wrapper around [Main]:
+//
+//	jarzyn-serve sample --model FILE --n N --steps K [--h H] [--seed S] [--init base|uniform]
+//	                    [--weighted [--extra-steps M] [--resample-threshold 0.5] [--resample systematic|multinomial]]
+//	                    [--format csv|npy|png] --out FILE
+//	jarzyn-serve http (--model FILE [--name NAME] | --models DIR) [--addr :8080]
+//
+// Both take --device cpu|cuda|auto, --ort-lib PATH (then $JARZYN_ORT_LIB, then
+// the project's .deps/onnxruntime), --cuda-ep-lib PATH and --threads N.
+// `sample` draws a progress bar only when stderr is a terminal, writes its
+// output atomically and prints a JSON summary (files, h, ESS, log Ẑ,
+// walker-steps/s) on stdout; Ctrl-C stops it at the next step with exit code
+// 130 and nothing written. CSV has a "# x0,x1,…[,log_weight]" header and one
+// sample per row; NPY is float32 [N, shape…] with the log-weights of a
+// weighted run in FILE.logw.npy; PNG is a scatter (N ≤ 5000) or density plot
+// for 2-D data, a histogram for 1-D data and an image grid for image shapes.
+//
+// # HTTP API
+//
+//	POST /v1/sample                        {"model","version","n","steps","h","seed","weighted","init",
+//	                                        "extra_steps","resample_threshold","resample_scheme"}
+//	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z",…}
+//	GET  /v2, /v2/health/live, /v2/health/ready
+//	GET  /v2/models/{name}[/versions/{v}][/ready]
+//	POST /v2/models/{name}[/versions/{v}]/infer   x FP32 [batch, shape…] → energy [batch], grad [batch, shape…]
+//	GET  /metrics                          Prometheus text: requests, latency histogram, walker-steps/s
+//
+// The v2 routes follow the Open Inference Protocol (KServe v2) REST API with
+// JSON tensors. Every request body is bounded in size and validated field by
+// field; a bad request gets a 4xx with {"error": "<field>: <what is wrong>"}.
+// Requests run under a timeout that also stops the sampler (and a model
+// evaluation in flight), at most ServerConfig.MaxConcurrent evaluations run at
+// once, and Serve drains in-flight requests on shutdown (SIGTERM).
+// With --models DIR the layout is DIR/<name>/<version>/model.onnx; the
+// highest version answers routes without one.
+//
+// # Devices
+//
+// --device cuda uses the CUDA plugin execution provider of an ONNX Runtime ≥
+// 1.29 GPU build: RegisterExecutionProviderLibrary on
+// libonnxruntime_providers_cuda.so, the CUDA device from GetEpDevices, and
+// AppendExecutionProviderV2, with Go's signal handlers saved and restored
+// around every native call that may initialise CUDA (the provider replaces
+// them, onnxruntime_go issue 140). --device auto falls back to the CPU with
+// a log line when any of that fails; --device cuda fails with the reason.
 //
 // # Performance
 //
