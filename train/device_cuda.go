@@ -37,9 +37,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strings"
 	"sync"
 
 	"gorgonia.org/cu"
@@ -60,7 +57,7 @@ const PTXDirEnv = "JARZYN_CUDA_PTX"
 // (gorgonia "cuda modules/src": elembinop.cu, elemunaryop.cu, …).
 var ptxModules = []string{"elembinop", "elemunaryop"}
 
-var kernels struct {
+var ptxKernels struct {
 	once   sync.Once
 	dir    string
 	loaded []string
@@ -72,76 +69,21 @@ func init() { loadKernels() }
 // loadKernels registers the PTX modules once per process; the tape machines
 // load them into each CUDA context when they are created.
 func loadKernels() error {
-	kernels.once.Do(func() {
+	ptxKernels.once.Do(func() {
 		dir := os.Getenv(PTXDirEnv)
 		if dir == "" {
+			// the default: cuda-ptx next to the executable (make build-cuda)
 			if exe, err := os.Executable(); err == nil {
 				dir = filepath.Join(filepath.Dir(exe), "cuda-ptx")
 			}
 		}
-		kernels.dir = dir
-		kernels.loaded, kernels.err = addPTXDir(dir, G.AddToStdLib)
+		ptxKernels.dir = dir
+		ptxKernels.loaded, ptxKernels.err = cudashim.AddPTXDir(dir, ptxModules, G.AddToStdLib)
+		if ptxKernels.err != nil {
+			ptxKernels.err = fmt.Errorf("train: device cuda: %w (or set %s)", ptxKernels.err, PTXDirEnv)
+		}
 	})
-	return kernels.err
-}
-
-var ptxEntryRE = regexp.MustCompile(`\.entry\s+([A-Za-z_$][\w$]*)|\.globl\s+([A-Za-z_$][\w$]*)`)
-
-// ptxFunctions lists the kernel entry points of a PTX module, as cudagen does
-// (its .globl directives).
-func ptxFunctions(ptx string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range ptxEntryRE.FindAllStringSubmatch(ptx, -1) {
-		name := m[1] + m[2]
-		if name != "" && !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// addPTXDir registers every *.ptx file in dir under its base name and reports
-// which modules it added; it fails when a module gorgonia's ops need is absent.
-func addPTXDir(dir string, add func(name, data string, funcs []string)) ([]string, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("train: no folder for gorgonia's CUDA kernels: set %s", PTXDirEnv)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.ptx"))
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	sort.Strings(files)
-	var names []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return names, fmt.Errorf("train: reading CUDA kernels: %w", err)
-		}
-		fns := ptxFunctions(string(b))
-		if len(fns) == 0 {
-			return names, fmt.Errorf("train: %s holds no PTX kernel entry", f)
-		}
-		name := strings.TrimSuffix(filepath.Base(f), ".ptx")
-		add(name, string(b), fns)
-		names = append(names, name)
-	}
-	for _, m := range ptxModules {
-		if !contains(names, m) {
-			return names, fmt.Errorf("train: gorgonia's CUDA kernel module %q not found in %s (run scripts/gpu/build-ptx.sh or make build-cuda, or set %s)", m, dir, PTXDirEnv)
-		}
-	}
-	return names, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return ptxKernels.err
 }
 
 func checkDevice(device string) error {
@@ -191,5 +133,5 @@ func CUDAInfo() string {
 		kerr = err.Error()
 	}
 	return fmt.Sprintf("cuda driver %d, cudnn %d, devices %s (%s), ptx dir %s: modules %v (%s)",
-		cu.Version(), cudashim.CUDNNVersion(), dev, name, kernels.dir, kernels.loaded, kerr)
+		cu.Version(), cudashim.CUDNNVersion(), dev, name, ptxKernels.dir, ptxKernels.loaded, kerr)
 }
