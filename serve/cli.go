@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/jarzyn/jarzyn/internal/ortlib"
+	"github.com/jarzyn/jarzyn/internal/progress"
 	"github.com/jarzyn/jarzyn/smc"
 )
 
@@ -179,10 +181,18 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if cfg.Weighted {
 		label = "annealing"
 	}
-	pr := newProgress(stderr, !*quiet, label, cfg.N)
-	cfg.Progress = pr.update
+	// a bar on a terminal; elsewhere progress.Bar logs (at Info, shown with -v)
+	endBar := func() {}
+	if f, ok := stderr.(*os.File); ok && !*quiet {
+		bar := progress.New(f, label, 0, cfg.TotalSteps(), opt.Logger, 0)
+		start := time.Now()
+		cfg.Progress = func(done, total int) {
+			bar.Update(done, "walker_steps_per_s", float64(done)*float64(cfg.N)/time.Since(start).Seconds())
+		}
+		endBar = bar.Done
+	}
 	res, err := Sample(ctx, m, cfg)
-	pr.finish()
+	endBar()
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			fmt.Fprintf(stderr, "jarzyn-serve: interrupted (%s); nothing written\n", strings.TrimPrefix(err.Error(), "serve: "))

@@ -341,22 +341,3 @@ func TestBinarySignals(t *testing.T) {
 		}
 	})
 }
-
-func TestProgress(t *testing.T) {
-	var buf bytes.Buffer
-	p := newProgress(&buf, true, "sampling", 100)
-	p.update(5, 10)
-	p.finish()
-	if buf.Len() != 0 {
-		t.Errorf("progress drawn on a non-terminal: %q", buf.String())
-	}
-	p = &progress{w: &buf, on: true, label: "sampling", walkers: 100, start: time.Now().Add(-time.Second)}
-	p.update(5, 10)
-	p.update(6, 10) // throttled
-	p.update(10, 10)
-	p.finish()
-	s := buf.String()
-	if strings.Count(s, "\r") != 2 || !strings.Contains(s, "10/10 steps") || !strings.HasSuffix(s, "\n") {
-		t.Errorf("progress output %q", s)
-	}
-}
