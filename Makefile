@@ -49,3 +49,21 @@ bench: build
 
 clean:
 	rm -rf $(BIN) runs/demo
+
+# CUDA build of the trainer (docs/GPU.md): Debian's nvidia-cuda-dev (non-free,
+# CUDA 11.8 headers: the driver API is forward compatible) and nvcc for
+# gorgonia's PTX kernels; cuDNN 9 comes from internal/cudashim, cuBLAS 13 and
+# cuDNN 9 from link-time stubs, the real libraries at run time.
+CUDA_BIN ?= $(BIN)/cuda
+build-cuda:
+	@if [ ! -f /usr/include/cuda.h ] || ! command -v nvcc >/dev/null; then \
+	  echo "build-cuda: installing Debian's nvidia-cuda-dev and nvidia-cuda-toolkit (non-free, for this step only)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | $$SUDO tee /etc/apt/sources.list.d/jarzyn-nonfree.sources >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nvidia-cuda-dev nvidia-cuda-toolkit >/dev/null; \
+	  rc=$$?; $$SUDO rm -f /etc/apt/sources.list.d/jarzyn-nonfree.sources; $$SUDO apt-get update -qq; exit $$rc; \
+	fi
+	scripts/gpu/mkstubs.sh .build/cuda-stubs
+	. scripts/gpu/env.sh && $(GO) build -tags cuda -o $(CUDA_BIN)/jarzyn-train ./cmd/jarzyn-train
+	scripts/gpu/build-ptx.sh $(CUDA_BIN)/cuda-ptx
+	@echo "build-cuda: $(CUDA_BIN)/jarzyn-train and $(CUDA_BIN)/cuda-ptx; run it on a CUDA 13 machine with LD_LIBRARY_PATH at cuDNN 9 and cuBLAS 13 (docs/GPU.md)"
