@@ -10,10 +10,10 @@ import (
 // energy (hidden [H, H], SiLU, random nonzero weights, float32) and reports
 // walker-steps per second. One op is one step of the whole batch: one ONNX
 // Runtime Run plus the ULA move (and the weights, when weighted).
-func benchSample(b *testing.B, d, h int, weighted bool) {
+func benchSample(b *testing.B, d, h int, weighted bool, runBatch int) {
 	const n = 4096
 	m := mlpModel(b, d, h, 0)
-	cfg := SampleConfig{N: n, Steps: b.N, StepSize: 1e-3, Seed: 1, Weighted: weighted}
+	cfg := SampleConfig{N: n, Steps: b.N, StepSize: 1e-3, Seed: 1, Weighted: weighted, RunBatch: runBatch}
 	// warm the batch pool and ONNX Runtime's allocator outside the timing
 	warm := cfg
 	warm.Steps = 2
@@ -31,14 +31,24 @@ func benchSample(b *testing.B, d, h int, weighted bool) {
 	_ = res
 }
 
+// BenchmarkSampleULA is the sampler's throughput with the default settings
+// (parts of DefaultRunBatch walkers, pipelined).
 func BenchmarkSampleULA(b *testing.B) {
 	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
-		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, false) })
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, false, 0) })
+	}
+}
+
+// BenchmarkSampleULAWholeBatch evaluates all 4096 walkers in one Run per
+// step, for comparison with the default.
+func BenchmarkSampleULAWholeBatch(b *testing.B) {
+	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, false, 4096) })
 	}
 }
 
 func BenchmarkSampleWeighted(b *testing.B) {
 	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
-		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, true) })
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, true, 0) })
 	}
 }

@@ -82,10 +82,19 @@
 //
 // # Performance
 //
-// Positions live in the ONNX Runtime input tensor itself; energy and gradient
-// tensors are created once per batch size and reused across steps (and across
-// requests, through a small per-model pool). Noise is drawn in parallel over
-// fixed chunks of walkers, each with its own PCG stream derived from the seed
-// and the chunk index, so results depend on the seed and N but not on
-// GOMAXPROCS.
+// Positions live in one contiguous slice that the ONNX Runtime input tensors
+// alias; energy and gradient tensors are created once per batch and reused
+// across steps (and across requests, through a small per-model pool), so a
+// step allocates nothing but ONNX Runtime's own bookkeeping. The batch is
+// evaluated in parts of SampleConfig.RunBatch walkers (DefaultRunBatch, 1024):
+// one goroutine runs the model on part j+1 while the sampler's goroutines
+// move (or weigh) part j, and a part's activations stay in cache. On the
+// 2-core development machine this was 1.3–1.5× faster than one Run of 4096
+// walkers per step for MLPs with d = 2, H = 128 and d = 784, H = 256
+// (BenchmarkSampleULA against BenchmarkSampleULAWholeBatch); RunBatch ≥ N
+// gives one Run per step. Noise is drawn in parallel over fixed chunks of
+// walkers inside each part, each chunk with its own PCG stream derived from
+// the seed and the chunk index, so results depend on the seed and the
+// settings but not on GOMAXPROCS. ONNX Runtime's intra-op threads default to
+// GOMAXPROCS and do not spin between Runs.
 package serve

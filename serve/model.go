@@ -132,7 +132,7 @@ type Model struct {
 	sess *ort.DynamicAdvancedSession
 
 	poolMu    sync.Mutex
-	pool      map[int][]*Batch
+	pool      map[poolKey][]*Batch
 	poolBytes int
 	closed    bool
 }
@@ -189,11 +189,11 @@ func LoadModel(path string, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: model %s: creating the %s session failed: %v", path, dev, err)
 	}
-	m := &Model{Info: *info, Name: opt.Name, Version: opt.Version, Device: dev, Threads: opt.threads(), sess: sess, pool: map[int][]*Batch{}}
+	m := &Model{Info: *info, Name: opt.Name, Version: opt.Version, Device: dev, Threads: opt.threads(), sess: sess, pool: map[poolKey][]*Batch{}}
 	// One evaluation at μ0 proves the graph runs and initialises the device
 	// (CUDA creates its context on the first Run).
 	warm := func() error {
-		b, err := m.NewBatch(1)
+		b, err := m.NewBatch(1, 1)
 		if err != nil {
 			return err
 		}
@@ -420,78 +420,120 @@ func joinInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-// Batch holds the preallocated tensors for n walkers: positions X
-// [n, shape…], Energy [n] and Grad [n, shape…]. The slices alias the ONNX
-// Runtime tensors, so writing X and calling Eval needs no copies.
+// DefaultRunBatch is the default number of walkers per ONNX Runtime Run.
+// Measured on the 2-core CPU machine (MLP d=2 H=128 and d=784 H=256, 4096
+// walkers), runs of 512–2048 walkers were ~20% faster than one run of 4096:
+// the activations of a part stay in cache.
+const DefaultRunBatch = 1024
+
+// Batch holds the preallocated tensors for N walkers: positions X
+// [N, shape…], Energy [N] and Grad [N, shape…], each one contiguous slice.
+// The batch is cut into parts of at most RunBatch walkers; each part has
+// ONNX Runtime tensors that alias its rows of X, Energy and Grad, so writing
+// X and evaluating needs no copies.
 type Batch struct {
-	N               int
+	N, RunBatch     int
 	X, Energy, Grad []float32
-	x, energy, grad *ort.Tensor[float32]
+	parts           []batchPart
+}
+
+// batchPart is walkers [lo, hi) of a batch and its tensors.
+type batchPart struct {
+	lo, hi          int
 	inputs, outputs []ort.Value
 }
 
-// NewBatch allocates tensors for n walkers.
-func (m *Model) NewBatch(n int) (*Batch, error) {
+// NewBatch allocates tensors for n walkers evaluated in parts of at most
+// runBatch walkers (0: DefaultRunBatch; ≥ n: one part).
+func (m *Model) NewBatch(n, runBatch int) (*Batch, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("serve: batch size must be > 0, got %d", n)
 	}
-	shape := make([]int64, 0, 1+len(m.Info.DataShape))
-	shape = append(shape, int64(n))
-	for _, s := range m.Info.DataShape {
-		shape = append(shape, int64(s))
+	if runBatch <= 0 {
+		runBatch = DefaultRunBatch
 	}
-	b := &Batch{N: n}
-	var err error
-	if b.x, err = ort.NewEmptyTensor[float32](ort.NewShape(shape...)); err != nil {
-		return nil, fmt.Errorf("serve: allocating x [%d,%s]: %w", n, joinInts(m.Info.DataShape), err)
+	runBatch = min(runBatch, n)
+	d := m.Info.Dim
+	b := &Batch{N: n, RunBatch: runBatch, X: make([]float32, n*d), Energy: make([]float32, n), Grad: make([]float32, n*d)}
+	for lo := 0; lo < n; lo += runBatch {
+		hi := min(n, lo+runBatch)
+		shape := []int64{int64(hi - lo)}
+		for _, s := range m.Info.DataShape {
+			shape = append(shape, int64(s))
+		}
+		x, err := ort.NewTensor(ort.NewShape(shape...), b.X[lo*d:hi*d])
+		if err != nil {
+			b.Destroy()
+			return nil, fmt.Errorf("serve: allocating x [%d,%s]: %w", hi-lo, joinInts(m.Info.DataShape), err)
+		}
+		e, err := ort.NewTensor(ort.NewShape(int64(hi-lo)), b.Energy[lo:hi])
+		if err != nil {
+			x.Destroy()
+			b.Destroy()
+			return nil, fmt.Errorf("serve: allocating energy [%d]: %w", hi-lo, err)
+		}
+		g, err := ort.NewTensor(ort.NewShape(shape...), b.Grad[lo*d:hi*d])
+		if err != nil {
+			x.Destroy()
+			e.Destroy()
+			b.Destroy()
+			return nil, fmt.Errorf("serve: allocating grad: %w", err)
+		}
+		b.parts = append(b.parts, batchPart{lo: lo, hi: hi, inputs: []ort.Value{x}, outputs: []ort.Value{e, g}})
 	}
-	if b.energy, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n))); err != nil {
-		b.Destroy()
-		return nil, fmt.Errorf("serve: allocating energy [%d]: %w", n, err)
-	}
-	if b.grad, err = ort.NewEmptyTensor[float32](ort.NewShape(shape...)); err != nil {
-		b.Destroy()
-		return nil, fmt.Errorf("serve: allocating grad: %w", err)
-	}
-	b.X, b.Energy, b.Grad = b.x.GetData(), b.energy.GetData(), b.grad.GetData()
-	b.inputs = []ort.Value{b.x}
-	b.outputs = []ort.Value{b.energy, b.grad}
 	return b, nil
 }
 
 // Destroy frees the batch's tensors.
 func (b *Batch) Destroy() {
-	for _, t := range []*ort.Tensor[float32]{b.x, b.energy, b.grad} {
-		if t != nil {
-			t.Destroy()
+	for _, p := range b.parts {
+		for _, v := range append(p.inputs, p.outputs...) {
+			v.Destroy()
 		}
 	}
-	b.x, b.energy, b.grad = nil, nil, nil
+	b.parts = nil
 }
 
 func (b *Batch) bytes() int { return 4 * (len(b.X) + len(b.Energy) + len(b.Grad)) }
 
-// Eval runs the model once on the whole batch: Energy ← U(X), Grad ← ∇ₓU(X).
-// ro may be nil; a terminated RunOptions aborts the Run.
+// Eval runs the model on the whole batch, part by part: Energy ← U(X),
+// Grad ← ∇ₓU(X). ro may be nil; a terminated RunOptions aborts the Run.
 func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
-	if err := m.sess.RunWithOptions(b.inputs, b.outputs, ro); err != nil {
-		return fmt.Errorf("serve: evaluating %d walkers: %w", b.N, err)
+	for j := range b.parts {
+		if err := m.evalPart(b, j, ro); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// getBatch takes a batch of n walkers from the pool or allocates one.
-func (m *Model) getBatch(n int) (*Batch, error) {
+// evalPart runs the model on part j of the batch.
+func (m *Model) evalPart(b *Batch, j int, ro *ort.RunOptions) error {
+	p := &b.parts[j]
+	if err := m.sess.RunWithOptions(p.inputs, p.outputs, ro); err != nil {
+		return fmt.Errorf("serve: evaluating walkers %d..%d: %w", p.lo, p.hi-1, err)
+	}
+	return nil
+}
+
+type poolKey struct{ n, runBatch int }
+
+// getBatch takes a batch from the pool or allocates one.
+func (m *Model) getBatch(n, runBatch int) (*Batch, error) {
+	if runBatch <= 0 {
+		runBatch = DefaultRunBatch
+	}
+	k := poolKey{n, min(runBatch, n)}
 	m.poolMu.Lock()
-	if l := m.pool[n]; len(l) > 0 {
+	if l := m.pool[k]; len(l) > 0 {
 		b := l[len(l)-1]
-		m.pool[n] = l[:len(l)-1]
+		m.pool[k] = l[:len(l)-1]
 		m.poolBytes -= b.bytes()
 		m.poolMu.Unlock()
 		return b, nil
 	}
 	m.poolMu.Unlock()
-	return m.NewBatch(n)
+	return m.NewBatch(n, runBatch)
 }
 
 // putBatch returns a batch to the pool, or frees it when the pool is full.
@@ -502,7 +544,8 @@ func (m *Model) putBatch(b *Batch) {
 		b.Destroy()
 		return
 	}
-	m.pool[b.N] = append(m.pool[b.N], b)
+	k := poolKey{b.N, b.RunBatch}
+	m.pool[k] = append(m.pool[k], b)
 	m.poolBytes += b.bytes()
 }
 
@@ -515,7 +558,7 @@ func (m *Model) Close() error {
 			b.Destroy()
 		}
 	}
-	m.pool, m.poolBytes = map[int][]*Batch{}, 0
+	m.pool, m.poolBytes = map[poolKey][]*Batch{}, 0
 	m.poolMu.Unlock()
 	if m.sess == nil {
 		return nil

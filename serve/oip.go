@@ -310,7 +310,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 
 // evaluate runs the model on n points with a pooled batch.
 func (s *Server) evaluate(m *Model, n int, x []float32) (energy, grad []float32, err error) {
-	b, err := m.getBatch(n)
+	b, err := m.getBatch(n, 0)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,27 +7,32 @@ import (
 )
 
 // chunkElems is the number of walker coordinates per noise chunk. Chunks are
-// a fixed function of (N, d) — never of GOMAXPROCS — and each has its own
-// random stream, so samples depend only on the seed.
+// a fixed function of (N, d, run batch) — never of GOMAXPROCS — and each has
+// its own random stream, so samples depend only on the seed and the settings.
 const chunkElems = 8192
 
-// chunking splits n walkers of dimension d into fixed chunks.
+// chunking splits the walkers of each batch part into fixed chunks that never
+// straddle a part.
 type chunking struct {
-	n, d   int
-	per    int // walkers per chunk
-	chunks int
+	ranges [][2]int // walker range [lo, hi) of each chunk
+	parts  [][2]int // chunk range [first, end) of each batch part
 }
 
-func newChunking(n, d int) chunking {
+func newChunking(b *Batch, d int) chunking {
 	per := max(1, chunkElems/d)
-	return chunking{n: n, d: d, per: per, chunks: (n + per - 1) / per}
+	var c chunking
+	for _, p := range b.parts {
+		first := len(c.ranges)
+		for lo := p.lo; lo < p.hi; lo += per {
+			c.ranges = append(c.ranges, [2]int{lo, min(p.hi, lo+per)})
+		}
+		c.parts = append(c.parts, [2]int{first, len(c.ranges)})
+	}
+	return c
 }
 
-// walkers returns the walker range [lo, hi) of chunk c.
-func (c chunking) walkers(i int) (lo, hi int) {
-	lo = i * c.per
-	return lo, min(c.n, lo+c.per)
-}
+// walkers returns the walker range [lo, hi) of chunk i.
+func (c chunking) walkers(i int) (lo, hi int) { return c.ranges[i][0], c.ranges[i][1] }
 
 // splitmix64 is one SplitMix64 step, used to derive independent PCG seeds.
 func splitmix64(x uint64) uint64 {
@@ -102,7 +107,8 @@ func (p *workers) close() {
 	}
 }
 
-// span returns worker w's chunk range [lo, hi) of nc chunks.
-func (p *workers) span(w, nc int) (lo, hi int) {
-	return w * nc / p.n, (w + 1) * nc / p.n
+// span returns worker w's share [lo, hi) of the chunk range [first, end).
+func (p *workers) span(w int, first, end int) (lo, hi int) {
+	nc := end - first
+	return first + w*nc/p.n, first + (w+1)*nc/p.n
 }

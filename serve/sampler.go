@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -65,6 +66,13 @@ type SampleConfig struct {
 	// Workers is the number of goroutines for noise and weights. The default
 	// value (0) is GOMAXPROCS. Results do not depend on it.
 	Workers int
+	// RunBatch is the number of walkers per ONNX Runtime Run: each step
+	// evaluates the batch in parts of this size, and moves (or weighs) one
+	// part while the next is evaluated. The default value (0) is
+	// DefaultRunBatch; a value ≥ N gives one Run per step on the whole batch.
+	// The random streams follow the parts, so results depend on it (and on the
+	// seed, N and h) but not on GOMAXPROCS or Workers.
+	RunBatch int
 	// Progress, when set, is called after every step with the steps done and
 	// the total.
 	Progress func(done, total int)
@@ -126,6 +134,9 @@ func (c *SampleConfig) Validate(info *ModelInfo) error {
 	if c.Workers < 0 {
 		return fieldErr("workers", "must be ≥ 0, got %d", c.Workers)
 	}
+	if c.RunBatch < 0 {
+		return fieldErr("run_batch", "must be ≥ 0, got %d", c.RunBatch)
+	}
 	return nil
 }
 
@@ -173,7 +184,7 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err := cfg.Validate(&m.Info); err != nil {
 		return nil, err
 	}
-	b, err := m.getBatch(cfg.N)
+	b, err := m.getBatch(cfg.N, cfg.RunBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +233,7 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 }
 
 // sampler is the state of one run. Positions live in the batch's input
-// tensor; per-walker caches (u, gBeta, A) are permuted together on resampling.
+// tensors; per-walker caches (u, gBeta, A) are permuted together on resampling.
 type sampler struct {
 	m     *Model
 	b     *Batch
@@ -233,6 +244,8 @@ type sampler struct {
 	rngs  []*rand.Rand
 	pool  *workers
 	total int
+	// chunk range [cLo, cHi) the pool works on in the current call
+	cLo, cHi int
 
 	// weighted state
 	mu          []float64
@@ -258,8 +271,8 @@ func newSampler(m *Model, b *Batch, cfg SampleConfig) *sampler {
 	if s.h == 0 {
 		s.h = m.Info.StepSize
 	}
-	s.ch = newChunking(s.n, s.d)
-	s.rngs = make([]*rand.Rand, s.ch.chunks)
+	s.ch = newChunking(b, s.d)
+	s.rngs = make([]*rand.Rand, len(s.ch.ranges))
 	for c := range s.rngs {
 		s.rngs[c] = newStream(cfg.Seed, uint64(c))
 	}
@@ -267,16 +280,31 @@ func newSampler(m *Model, b *Batch, cfg SampleConfig) *sampler {
 	if w == 0 {
 		w = defaultWorkers()
 	}
-	s.pool = newWorkers(min(w, s.ch.chunks))
+	most := 0
+	for _, pr := range s.ch.parts {
+		most = max(most, pr[1]-pr[0])
+	}
+	s.pool = newWorkers(min(w, most))
 	s.mu = m.Info.BaseMean
 	s.invVar = 1 / (m.Info.BaseStd * m.Info.BaseStd)
 	s.initBaseFn, s.initUniformFn, s.ulaFn, s.moveFn, s.weightFn = s.initBase, s.initUniform, s.ula, s.move, s.weigh
 	return s
 }
 
+// forChunks runs fn on the pool over chunks [first, end).
+func (s *sampler) forChunks(first, end int, fn func(w int)) {
+	s.cLo, s.cHi = first, end
+	s.pool.run(fn)
+}
+
+// forPart runs fn on the pool over the chunks of batch part j.
+func (s *sampler) forPart(j int, fn func(w int)) {
+	s.forChunks(s.ch.parts[j][0], s.ch.parts[j][1], fn)
+}
+
 // initBase draws X ~ N(μ0, σ0²I) exactly.
 func (s *sampler) initBase(w int) {
-	lo, hi := s.pool.span(w, s.ch.chunks)
+	lo, hi := s.pool.span(w, s.cLo, s.cHi)
 	sd := s.m.Info.BaseStd
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
@@ -292,7 +320,7 @@ func (s *sampler) initBase(w int) {
 
 // initUniform draws X uniformly in the data range.
 func (s *sampler) initUniform(w int) {
-	lo, hi := s.pool.span(w, s.ch.chunks)
+	lo, hi := s.pool.span(w, s.cLo, s.cHi)
 	a0, span := s.m.Info.DataMin, s.m.Info.DataMax-s.m.Info.DataMin
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
@@ -304,26 +332,104 @@ func (s *sampler) initUniform(w int) {
 	}
 }
 
-// ula moves every walker by one ULA step with the model's gradient.
+// ula moves the walkers of the current chunks by one ULA step with the
+// model's gradient.
 func (s *sampler) ula(w int) {
-	lo, hi := s.pool.span(w, s.ch.chunks)
+	lo, hi := s.pool.span(w, s.cLo, s.cHi)
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
 		smc.ULA(s.b.X[a*s.d:z*s.d], s.b.Grad[a*s.d:z*s.d], s.h, s.rngs[c])
 	}
 }
 
+// evaluator runs the model on batch parts in its own goroutine, in the
+// order they are queued, so that ONNX Runtime works on one part while the
+// sampler's goroutines move or weigh another. Parts are disjoint rows of the
+// batch, and the channels order every access.
+type evaluator struct {
+	todo chan int      // parts to evaluate
+	done chan int      // evaluated parts, in order; −1 after an error
+	err  error         // set before −1 is sent
+	exit chan struct{} // closed when the goroutine ends
+}
+
+func (s *sampler) startEvaluator(ctx context.Context, ro *ort.RunOptions) *evaluator {
+	np := len(s.ch.parts)
+	e := &evaluator{todo: make(chan int, np), done: make(chan int, np), exit: make(chan struct{})}
+	go func() {
+		defer close(e.exit)
+		failed := false
+		for j := range e.todo {
+			if failed {
+				continue
+			}
+			err := ctx.Err()
+			if err == nil {
+				if err = s.m.evalPart(s.b, j, ro); err != nil && ctx.Err() != nil {
+					err = ctx.Err()
+				}
+			}
+			if err != nil {
+				e.err, failed = err, true
+				e.done <- -1
+				continue
+			}
+			e.done <- j
+		}
+	}()
+	return e
+}
+
+// next waits for the next evaluated part.
+func (e *evaluator) next() (int, error) {
+	if j := <-e.done; j >= 0 {
+		return j, nil
+	}
+	return -1, e.err
+}
+
+// stop ends the goroutine and waits for it.
+func (e *evaluator) stop() {
+	close(e.todo)
+	<-e.exit
+}
+
+// stopped wraps an evaluation error with the step it happened at.
+func (s *sampler) stopped(k int, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("serve: sampling stopped at step %d of %d: %w", k, s.total, err)
+	}
+	return err
+}
+
+// runULA: each step evaluates every part and moves it as soon as its
+// gradient is there, while the next part is evaluated.
 func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
 	if s.cfg.Init == InitUniform {
-		s.pool.run(s.initUniformFn)
+		s.forChunks(0, len(s.ch.ranges), s.initUniformFn)
 	} else {
-		s.pool.run(s.initBaseFn)
+		s.forChunks(0, len(s.ch.ranges), s.initBaseFn)
+	}
+	if s.total == 0 {
+		return nil
+	}
+	e := s.startEvaluator(ctx, ro)
+	defer e.stop()
+	np := len(s.ch.parts)
+	for j := 0; j < np; j++ {
+		e.todo <- j
 	}
 	for k := 0; k < s.total; k++ {
-		if err := s.eval(ctx, ro, k); err != nil {
-			return err
+		for range np {
+			j, err := e.next()
+			if err != nil {
+				return s.stopped(k, err)
+			}
+			s.forPart(j, s.ulaFn)
+			if k+1 < s.total {
+				e.todo <- j
+			}
 		}
-		s.pool.run(s.ulaFn)
 		if s.cfg.Progress != nil {
 			s.cfg.Progress(k+1, s.total)
 		}
@@ -331,24 +437,10 @@ func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
 	return nil
 }
 
-// eval runs the model on the batch, turning a cancellation into ctx's error.
-func (s *sampler) eval(ctx context.Context, ro *ort.RunOptions, k int) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("serve: sampling stopped at step %d of %d: %w", k, s.total, err)
-	}
-	if err := s.m.Eval(s.b, ro); err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("serve: sampling stopped at step %d of %d: %w", k, s.total, cerr)
-		}
-		return err
-	}
-	return nil
-}
-
-// move saves the positions and moves the walkers by ULA at the current β,
-// whose gradient is cached in gBeta.
+// move saves the positions of the current chunks and moves them by ULA at
+// the current β, whose gradient is cached in gBeta.
 func (s *sampler) move(w int) {
-	lo, hi := s.pool.span(w, s.ch.chunks)
+	lo, hi := s.pool.span(w, s.cLo, s.cHi)
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
 		x := s.b.X[a*s.d : z*s.d]
@@ -357,10 +449,11 @@ func (s *sampler) move(w int) {
 	}
 }
 
-// weigh computes U_β1, ∇U_β1 at the new positions from the model's outputs
-// and adds the Jarzynski increment of SPEC §2 to every walker's log-weight.
+// weigh computes U_β1, ∇U_β1 at the new positions of the current chunks from
+// the model's outputs and adds the Jarzynski increment of SPEC §2 to every
+// walker's log-weight.
 func (s *sampler) weigh(w int) {
-	lo, hi := s.pool.span(w, s.ch.chunks)
+	lo, hi := s.pool.span(w, s.cLo, s.cHi)
 	beta := s.beta1
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
@@ -390,6 +483,9 @@ func (s *sampler) betaAt(k int) float64 {
 	return float64(k) / float64(s.cfg.Steps)
 }
 
+// runWeighted: each step moves every part (queueing it for evaluation at
+// once), then weighs the parts as their evaluations arrive; the resampling
+// decision needs all weights, so steps do not overlap.
 func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 	n, d := s.n, s.d
 	s.xPrev = make([]float32, n*d)
@@ -406,7 +502,7 @@ func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 		s.resampleRNG = newStream(s.cfg.Seed, streamResample)
 	}
 	// β = 0: exact base samples, U_0 = |x−μ0|²/(2σ0²), A = 0.
-	s.pool.run(s.initBaseFn)
+	s.forChunks(0, len(s.ch.ranges), s.initBaseFn)
 	for i := 0; i < n; i++ {
 		r := i * d
 		ub := 0.0
@@ -417,13 +513,22 @@ func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 		}
 		s.u[i] = 0.5 * s.invVar * ub
 	}
+	e := s.startEvaluator(ctx, ro)
+	defer e.stop()
+	np := len(s.ch.parts)
 	for k := 0; k < s.total; k++ {
 		s.beta1 = s.betaAt(k + 1)
-		s.pool.run(s.moveFn)
-		if err := s.eval(ctx, ro, k); err != nil {
-			return err
+		for j := 0; j < np; j++ {
+			s.forPart(j, s.moveFn)
+			e.todo <- j
 		}
-		s.pool.run(s.weightFn)
+		for range np {
+			j, err := e.next()
+			if err != nil {
+				return s.stopped(k, err)
+			}
+			s.forPart(j, s.weightFn)
+		}
 		s.gBeta, s.gNew = s.gNew, s.gBeta
 		for i, a := range s.logW {
 			if math.IsNaN(a) || math.IsInf(a, 0) {

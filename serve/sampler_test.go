@@ -68,18 +68,22 @@ func checkGaussian(t *testing.T, x []float32, logW []float64, n int, a []float64
 func TestSampleULAMatchesGaussian(t *testing.T) {
 	g := testGaussian
 	m := loadGaussian(t, g)
-	cfg := SampleConfig{N: 8192, Steps: 1000, StepSize: 0.01, Seed: 7}
-	res, err := Sample(context.Background(), m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.N != cfg.N || res.Dim != 2 || len(res.Samples) != cfg.N*2 || res.Weighted || res.LogWeights != nil {
-		t.Fatalf("result shape: N=%d Dim=%d len=%d weighted=%v", res.N, res.Dim, len(res.Samples), res.Weighted)
-	}
-	// ULA's stationary law for this energy is N(a, I/(1−h/2)).
-	checkGaussian(t, res.Samples, nil, cfg.N, g.a, 1/(1-cfg.StepSize/2), 4)
-	if res.WalkerSteps != int64(cfg.N*cfg.Steps) || res.WalkerStepsPerSecond() <= 0 {
-		t.Errorf("walker steps %d, rate %g", res.WalkerSteps, res.WalkerStepsPerSecond())
+	// parts of the default size, one part (the whole batch) and parts that
+	// do not divide N
+	for _, rb := range []int{0, 8192, 3000} {
+		cfg := SampleConfig{N: 8192, Steps: 1000, StepSize: 0.01, Seed: 7, RunBatch: rb}
+		res, err := Sample(context.Background(), m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.N != cfg.N || res.Dim != 2 || len(res.Samples) != cfg.N*2 || res.Weighted || res.LogWeights != nil {
+			t.Fatalf("result shape: N=%d Dim=%d len=%d weighted=%v", res.N, res.Dim, len(res.Samples), res.Weighted)
+		}
+		// ULA's stationary law for this energy is N(a, I/(1−h/2)).
+		checkGaussian(t, res.Samples, nil, cfg.N, g.a, 1/(1-cfg.StepSize/2), 4)
+		if res.WalkerSteps != int64(cfg.N*cfg.Steps) || res.WalkerStepsPerSecond() <= 0 {
+			t.Errorf("walker steps %d, rate %g", res.WalkerSteps, res.WalkerStepsPerSecond())
+		}
 	}
 }
 
@@ -153,6 +157,11 @@ func TestSampleDeterministic(t *testing.T) {
 			return r
 		}
 		a, b, c, other := run(3, 1), run(3, 4), run(3, 0), run(4, 0)
+		base.RunBatch = 777
+		d, e := run(3, 1), run(3, 3)
+		if !slices.Equal(d.Samples, e.Samples) || !slices.Equal(d.LogWeights, e.LogWeights) {
+			t.Errorf("weighted=%v, run batch 777: different workers gave different results", weighted)
+		}
 		if !slices.Equal(a.Samples, b.Samples) || !slices.Equal(a.Samples, c.Samples) {
 			t.Errorf("weighted=%v: same seed, different workers gave different samples", weighted)
 		}
