@@ -2,6 +2,8 @@ package train
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -79,4 +81,53 @@ func BenchmarkDemoIteration(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchIter[float32](b, cfg)
+}
+
+// BenchmarkULA times the sampler loop on gorgonia (one ULA step: U and ∇ₓU of
+// every walker, the move): the comparison point for jarzyn-serve's ONNX
+// Runtime sampler (serve.BenchmarkSampleULA) and bench/torch_ula.py.
+func BenchmarkULA(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		d, h, n int
+	}{{"d2_H128_N4096", 2, 128, 4096}, {"d784_H256_N4096", 784, 256, 4096}} {
+		b.Run(c.name, func(b *testing.B) {
+			spec := models.Spec{Family: models.MLP, Dim: c.d, Hidden: []int{c.h, c.h}, Activation: models.SiLU, BaseStd: 1}
+			p, err := models.NewParams(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			l := spec.Layers()
+			for k := range p.Tensors {
+				fan := float64(l[k/2])
+				for i := range p.Tensors[k].Data {
+					p.Tensors[k].Data[i] = rng.NormFloat64() / math.Sqrt(fan)
+				}
+			}
+			ps := newParamSet[float32](p)
+			pop, err := newPopulation[float32](ps, c.n, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range pop.X {
+				pop.X[i] = float32(rng.NormFloat64())
+			}
+			if err := pop.evaluate(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				pop.move(0.01, rng)
+				if err := pop.evaluate(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds()
+			b.ReportMetric(float64(c.n*b.N)/sec, "walker-steps/s")
+			flops := 4 * float64(c.d*c.h+c.h*c.h+c.h) * float64(c.n*b.N)
+			b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+		})
+	}
 }
