@@ -69,7 +69,8 @@ type SampleConfig struct {
 	// RunBatch is the number of walkers per ONNX Runtime Run: each step
 	// evaluates the batch in parts of this size, and moves (or weighs) one
 	// part while the next is evaluated. The default value (0) is
-	// DefaultRunBatch; a value ≥ N gives one Run per step on the whole batch.
+	// DefaultRunBatch on the CPU and N on CUDA; a value ≥ N gives one Run per
+	// step on the whole batch.
 	// The random streams follow the parts, so results depend on it (and on the
 	// seed, N and h) but not on GOMAXPROCS or Workers.
 	RunBatch int
@@ -183,6 +184,10 @@ func (r *Result) WalkerStepsPerSecond() float64 {
 func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err := cfg.Validate(&m.Info); err != nil {
 		return nil, err
+	}
+	if cfg.RunBatch == 0 && m.Device == DeviceCUDA {
+		// a GPU wants the whole batch: every Run copies host↔device
+		cfg.RunBatch = cfg.N
 	}
 	b, err := m.getBatch(cfg.N, cfg.RunBatch)
 	if err != nil {
