@@ -165,8 +165,24 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 		g.z[i] = math.Exp(g.z[i] - lse)
 	}
 	p := plot.New()
-	p.Title.Text = "model density e^{-U}/Z with walkers"
+	p.Title.Text = "model density e^{-U}/Z, energy contours, walkers"
 	p.Add(plotter.NewHeatMap(g, whiteToRed{}))
+	// energy contours: U − min U = 0.5, 1, 2, 4, 8 (lines of equal density ratio)
+	ug := densityGrid{lo: g.lo, step: g.step, n: n, z: make([]float64, len(g.z))}
+	for i, v := range g.z {
+		ug.z[i] = -math.Log(math.Max(v, 1e-300))
+	}
+	minU := math.Inf(1)
+	for _, v := range ug.z {
+		minU = math.Min(minU, v)
+	}
+	var levels []float64
+	for _, l := range []float64{0.5, 1, 2, 4, 8} {
+		levels = append(levels, minU+l)
+	}
+	c := plotter.NewContour(ug, levels, grayPalette{})
+	c.LineStyles[0].Width = vg.Points(0.8)
+	p.Add(c)
 	var pts plotter.XYs
 	stride := max(1, len(walkers)/2/3000)
 	for i := 0; i+1 < len(walkers); i += 2 * stride {
@@ -180,7 +196,7 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 			return err
 		}
 		s.GlyphStyle.Radius = vg.Points(0.8)
-		s.GlyphStyle.Color = color.RGBA{0, 90, 200, 160}
+		s.GlyphStyle.Color = color.NRGBA{R: 0, G: 70, B: 200, A: 150}
 		p.Add(s)
 		p.Legend.Add("walkers", s)
 	}
@@ -229,3 +245,8 @@ func (whiteToRed) Colors() []color.Color {
 	}
 	return cs
 }
+
+// grayPalette draws every contour line in dark gray.
+type grayPalette struct{}
+
+func (grayPalette) Colors() []color.Color { return []color.Color{color.Gray{Y: 60}} }
