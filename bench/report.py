@@ -57,6 +57,21 @@ def parse_go(text):
     return out
 
 
+def best_go(prefix, key, lower):
+    """Merges prefix_t1.txt, prefix_t2.txt, … (one per OPENBLAS_NUM_THREADS), keeping per benchmark the run
+    with the best `key`; falls back to prefix.txt. Returns (results, {name: threads})."""
+    best, threads = {}, {}
+    files = sorted(f for f in os.listdir(OUT) if f.startswith(prefix + "_t") and f.endswith(".txt")) if os.path.isdir(OUT) else []
+    for f in files or [prefix + ".txt"]:
+        t = f[len(prefix) + 2:-4] if f != prefix + ".txt" else "?"
+        for name, m in parse_go(read(f)).items():
+            if key not in m:
+                continue
+            if name not in best or (m[key] < best[name][key]) == lower:
+                best[name], threads[name] = m, t
+    return best, threads
+
+
 def parse_jsonl(text):
     out = {}
     for line in text.splitlines():
@@ -93,7 +108,8 @@ def threads(r):
 
 
 def main():
-    go_train = parse_go(read("go_train.txt"))
+    go_train, go_train_threads = best_go("go_train", "ns/op", lower=True)
+    go_gula, go_gula_threads = best_go("go_gula", "walker-steps/s", lower=False)
     go_ula = parse_go(read("go_ula.txt"))
     pt_train = parse_jsonl(read("torch_train_iter.jsonl"))
     pt_ula = parse_jsonl(read("torch_ula.jsonl"))
@@ -118,14 +134,15 @@ def main():
         fi = TRAIN_FLOPS.get(c)
         gg = fi / gms / 1e6 if fi and gms else None
         pg = fi / pms / 1e6 if fi and pms else None
-        print(f"| {c} | {fmt(gms)} | {fmt(pms)} | {fmt(gg, 1)} | {fmt(pg, 1)} | {p['variant'] if p else 'n/a'} | "
+        gt = go_train_threads.get(f"BenchmarkTrainIteration/{c}", "?")
+        print(f"| {c} | {fmt(gms)} (OpenBLAS {gt}) | {fmt(pms)} | {fmt(gg, 1)} | {fmt(pg, 1)} | {p['variant'] if p else 'n/a'} | "
               f"{threads(p) if p else 'n/a'} | {ratio(pms, gms)} |")
 
     print("\n## ULA sampler throughput (walker-steps/s, median; higher is better)\n")
     print("GFLOP/s = walker-steps/s × 4·(d·H + H·H + H) / 1e9 (forward + input-gradient matmuls).\n")
-    print("| case | Go walker-steps/s | PyTorch walker-steps/s | Go GFLOP/s | PyTorch GFLOP/s | "
-          "PyTorch variant, threads | Go speed-up (Go/PyTorch) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | Go (ONNX Runtime) walker-steps/s | gorgonia walker-steps/s | PyTorch walker-steps/s | "
+          "Go (ORT) GFLOP/s | gorgonia GFLOP/s | PyTorch GFLOP/s | PyTorch variant, threads | ORT/PyTorch | gorgonia/PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for gname, pcase, N, d, H in ULA_CASES:
         g = go_ula.get(f"BenchmarkSampleULA/{gname}", {})
         gr = g.get("walker-steps/s")
@@ -134,8 +151,10 @@ def main():
         fl = 4.0 * (d * H + H * H + H)
         gg = gr * fl / 1e9 if gr else None
         pg = pr * fl / 1e9 if pr else None
-        print(f"| {gname} | {fmt(gr, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(pg, 1)} | "
-              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} |")
+        q = go_gula.get(f"BenchmarkULA/{gname}", {}).get("walker-steps/s")
+        qg = q * fl / 1e9 if q else None
+        print(f"| {gname} | {fmt(gr, 0)} | {fmt(q, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(qg, 1)} | {fmt(pg, 1)} | "
+              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} | {ratio(q, pr)} |")
 
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
     print("| library | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
@@ -146,7 +165,7 @@ def main():
         print(f"| {r['impl']} {r.get('version', '')} | {fmt(r['gflops'], 1)} | {fmt(r.get('gflops_median'), 1)} | "
               f"{r.get('openblas_threads')} |")
 
-    other = sorted(k for k in list(go_train) + list(go_ula)
+    other = sorted(k for k in list(go_train) + list(go_ula) if not k.startswith("BenchmarkULA/")
                    if not any(k == f"BenchmarkTrainIteration/{c}" for c in TRAIN_CASES)
                    and not any(k == f"BenchmarkSampleULA/{u[0]}" for u in ULA_CASES))
     if other:

@@ -36,9 +36,16 @@ fi
 step() { echo ">>> $*" >&2; }
 
 if [ "${SKIP_GO:-0}" != 1 ]; then
-  step "go test -bench BenchmarkTrainIteration ./train/"
-  $GO test -run '^$' -bench 'BenchmarkTrainIteration' -benchtime "$GO_TRAIN_TIME" ./train/ > "$OUT/go_train.txt" 2>&1 \
-    || echo "(go train benchmarks failed or missing: see $OUT/go_train.txt)" >&2
+  # gorgonia runs on OpenBLAS (-tags openblas); like PyTorch it is measured at its best thread setting:
+  # OPENBLAS_NUM_THREADS 1 and 2 (Go's own goroutines use both cores either way), the best per case is kept.
+  for t in 1 2; do
+    step "go test -tags openblas -bench BenchmarkTrainIteration ./train/ (OPENBLAS_NUM_THREADS=$t)"
+    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkTrainIteration' -benchtime "$GO_TRAIN_TIME" ./train/ \
+      > "$OUT/go_train_t$t.txt" 2>&1 || echo "(go train benchmarks failed: see $OUT/go_train_t$t.txt)" >&2
+    step "go test -tags openblas -bench BenchmarkULA ./train/ (gorgonia sampler loop, OPENBLAS_NUM_THREADS=$t)"
+    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkULA' -benchtime "$GO_TRAIN_TIME" ./train/ \
+      > "$OUT/go_gula_t$t.txt" 2>&1 || echo "(gorgonia ULA benchmarks failed: see $OUT/go_gula_t$t.txt)" >&2
+  done
   step "go test -bench BenchmarkSampleULA ./serve/"
   $GO test -run '^$' -bench 'BenchmarkSampleULA' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula.txt" 2>&1 \
     || echo "(go ULA benchmarks failed or missing: see $OUT/go_ula.txt)" >&2
