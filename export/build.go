@@ -3,6 +3,7 @@ package export
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -27,7 +28,8 @@ const BatchDim = "batch"
 // Build exports p as a serialized ONNX ModelProto with input "x" float32
 // [batch, d] and outputs "energy" [batch] and "grad" [batch, d], ∇ₓU computed
 // by explicit graph operations, float32 weights as initializers and the
-// jarzyn.* metadata_props of info and p.Spec (see the Key… constants).
+// jarzyn.* metadata_props of info and p.Spec (models.ONNXMeta, read back
+// with models.ParseONNXMeta).
 func Build(p *models.Params, info Info) ([]byte, error) {
 	info, err := prepare(p, info)
 	if err != nil {
@@ -41,7 +43,7 @@ func Build(p *models.Params, info Info) ([]byte, error) {
 	energyGraph(b, p, InputX)
 	b.output(OutputEnergy, "U(x), one per row", batch)
 	b.output(OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
-	return assemble(b, s, info, GraphEnergy)
+	return assemble(b, s, info, models.GraphEnergy)
 }
 
 // prepare validates the parameters and info and fills Info's defaults.
@@ -81,15 +83,19 @@ func assemble(b *builder, s models.Spec, info Info, kind string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := metaProps(s, info, kind)
+	props, err := onnxMeta(s, info, kind).Props()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	meta := make([]keyValue, len(props))
+	for i, p := range props {
+		meta[i] = keyValue{p.Key, p.Value}
 	}
 	m := modelProto{
 		irVersion:       IRVersion,
 		opsets:          []opsetID{{domain: "", version: Opset}},
 		producerName:    "jarzyn",
-		producerVersion: FormatVersion,
+		producerVersion: strconv.Itoa(models.ONNXFormatVersion),
 		domain:          "io.github.jarzyn",
 		modelVersion:    info.ModelVersion,
 		doc:             docString(s, info, kind),
@@ -109,7 +115,7 @@ func docString(s models.Spec, info Info, kind string) string {
 		method = "unknown method"
 	}
 	io := "Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]."
-	if kind == GraphULA {
+	if kind == models.GraphULA {
 		io = "K fused unadjusted-Langevin steps: inputs x [batch, d], noise [K, batch, d], step_size h; outputs x_out, energy, grad at x_out and log_weight_increments [K, batch]."
 	}
 	return fmt.Sprintf("jarzyn energy-based model (%s) in d=%d, trained with %s. %s Metadata under jarzyn.*.",

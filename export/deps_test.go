@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// TestNoTrainingEngine keeps export free of gorgonia (DESIGN: serve may use
-// export's metadata types and must not link it).
+// TestNoTrainingEngine keeps export free of gorgonia (DESIGN: the exporter
+// links ONNX Runtime for its check, never the training engine).
 func TestNoTrainingEngine(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {

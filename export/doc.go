@@ -3,7 +3,8 @@
 // batch, outputs "energy" [batch] = U(x) and "grad" [batch, d] = ∇ₓU(x), the
 // gradient written out as explicit graph operations (analytic backprop), the
 // weights as float32 initializers, ai.onnx opset 17, and the run's metadata
-// under jarzyn.* metadata_props.
+// under jarzyn.* metadata_props (the contract is models.ONNXMeta, which serve
+// reads with models.ParseONNXMeta).
 //
 // The ONNX protobuf is written directly by field number with protowire
 // (proto.go); a small builder (builder.go) gives the graphs of each family
@@ -15,6 +16,6 @@
 //
 // The package links ONNX Runtime (through internal/ortlib) but not the
 // training engine: the reference it checks against is passed in
-// (Options.Reference), so serve may import export for its metadata types
-// without linking gorgonia.
+// (Options.Reference). Package serve does not import it: the metadata
+// contract it shares with serve lives in package models.
 package export

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -101,179 +100,24 @@ func (in Info) validate() error {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// ONNX metadata_props keys written by Build. Numbers are formatted with
-// strconv's shortest round-trip form ('g', -1), so ParseFloat gives back the
-// float64 exactly; an unknown log Ẑ is "NaN". Vectors are JSON arrays.
-const (
-	KeyPrefix        = "jarzyn."
-	KeyFormatVersion = KeyPrefix + "format_version" // "1"
-	KeyFamily        = KeyPrefix + "family"         // "gmm" or "mlp"
-	KeyDataShape     = KeyPrefix + "data_shape"     // JSON, e.g. [2]
-	KeySpec          = KeyPrefix + "spec"           // JSON of models.Spec
-	KeyBaseMean      = KeyPrefix + "base_mean"      // JSON array of length d: μ0
-	KeyBaseStd       = KeyPrefix + "base_std"       // σ0
-	KeyDataRange     = KeyPrefix + "data_range"     // JSON [min, max]
-	KeyStepSize      = KeyPrefix + "step_size"      // training h; 0 = unknown
-	KeyMethod        = KeyPrefix + "method"         // training method
-	KeyLogZEstimate  = KeyPrefix + "log_z_estimate" // log Ẑ; "NaN" = unknown
-	KeyConfigDigest  = KeyPrefix + "config_digest"  // resolved-config digest
-	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy or GraphULA
-)
-
-// Values of jarzyn.graph: which computation the model holds.
-const (
-	GraphEnergy = "energy" // Build: U and ∇ₓU
-	GraphULA    = "ula"    // BuildULA: K fused Langevin steps
-)
-
-// FormatVersion is the value of jarzyn.format_version written by this package.
-const FormatVersion = "1"
-
-// ModelMeta is the jarzyn metadata of an exported model, as read back from
-// its metadata_props (e.g. with onnxruntime_go's ModelMetadata).
-type ModelMeta struct {
-	// Graph is GraphEnergy or GraphULA; a model without the key is GraphEnergy.
-	Graph     string
-	Spec      models.Spec
-	DataShape []int
-	// BaseMean and BaseStd are the base Gaussian N(μ0, σ0²I) the sampler
-	// starts from (for a GMM: Spec.BaseMean, zeros if empty; Spec.BaseStd, 1 if 0).
-	BaseMean []float64
-	BaseStd  float64
-	Info     Info
+// onnxMeta is the jarzyn metadata_props content of a model of spec s built
+// from info (validated by prepare), holding the given graph kind.
+func onnxMeta(s models.Spec, info Info, kind string) models.ONNXMeta {
+	m := models.NewONNXMeta(s)
+	m.Graph = kind
+	m.DataMin, m.DataMax = info.DataMin, info.DataMax
+	m.StepSize = info.StepSize
+	m.Method = info.Method
+	m.LogZEstimate = info.LogZEstimate
+	m.ConfigDigest = info.ConfigDigest
+	m.ModelVersion = info.ModelVersion
+	return m
 }
 
-// baseOf returns the base Gaussian of a spec: the MLP's quadratic base, or
-// for a GMM Spec.BaseMean (zeros if empty) and Spec.BaseStd (1 if 0).
+// baseOf returns the base Gaussian of a spec as the metadata records it:
+// the MLP's quadratic base, or for a GMM Spec.BaseMean (zeros if empty) and
+// Spec.BaseStd (1 if 0).
 func baseOf(s models.Spec) (mean []float64, std float64) {
-	mean = append([]float64(nil), s.Mu0()...)
-	std = s.BaseStd
-	if std == 0 {
-		std = 1
-	}
-	return mean, std
-}
-
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-
-// metaProps lists the metadata_props of a model in a fixed order.
-func metaProps(s models.Spec, info Info, kind string) ([]keyValue, error) {
-	spec, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("export: encoding spec: %w", err)
-	}
-	mean, std := baseOf(s)
-	meanJSON, err := json.Marshal(mean)
-	if err != nil {
-		return nil, fmt.Errorf("export: encoding base mean: %w", err)
-	}
-	shape, _ := json.Marshal([]int{s.Dim})
-	return []keyValue{
-		{KeyFormatVersion, FormatVersion},
-		{KeyFamily, string(s.Family)},
-		{KeyDataShape, string(shape)},
-		{KeySpec, string(spec)},
-		{KeyBaseMean, string(meanJSON)},
-		{KeyBaseStd, formatFloat(std)},
-		{KeyDataRange, "[" + formatFloat(info.DataMin) + "," + formatFloat(info.DataMax) + "]"},
-		{KeyStepSize, formatFloat(info.StepSize)},
-		{KeyMethod, info.Method},
-		{KeyLogZEstimate, formatFloat(info.LogZEstimate)},
-		{KeyConfigDigest, info.ConfigDigest},
-		{KeyGraph, kind},
-	}, nil
-}
-
-// ParseModelMeta reads the jarzyn metadata_props of an exported model.
-// modelVersion is the ONNX model_version (it is not a metadata key). It
-// checks the format version, the spec and the consistency of the keys.
-func ParseModelMeta(props map[string]string, modelVersion int64) (ModelMeta, error) {
-	var m ModelMeta
-	if v, ok := props[KeyFormatVersion]; !ok || v != FormatVersion {
-		return m, fmt.Errorf("export: model metadata %s is %q, want %q (not a jarzyn model, or from a newer jarzyn)", KeyFormatVersion, v, FormatVersion)
-	}
-	need := func(k string) (string, error) {
-		v, ok := props[k]
-		if !ok {
-			return "", fmt.Errorf("export: model metadata lacks %s", k)
-		}
-		return v, nil
-	}
-	jsonKey := func(k string, dst any) error {
-		v, err := need(k)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal([]byte(v), dst); err != nil {
-			return fmt.Errorf("export: model metadata %s=%q: %v", k, v, err)
-		}
-		return nil
-	}
-	floatKey := func(k string, allowNaN bool) (float64, error) {
-		v, err := need(k)
-		if err != nil {
-			return 0, err
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsInf(f, 0) || (math.IsNaN(f) && !allowNaN) {
-			return 0, fmt.Errorf("export: model metadata %s=%q is not a finite number", k, v)
-		}
-		return f, nil
-	}
-	switch m.Graph = props[KeyGraph]; m.Graph {
-	case "":
-		m.Graph = GraphEnergy
-	case GraphEnergy, GraphULA:
-	default:
-		return m, fmt.Errorf("export: model metadata %s=%q, want %q or %q", KeyGraph, m.Graph, GraphEnergy, GraphULA)
-	}
-	var err error
-	if err = jsonKey(KeySpec, &m.Spec); err != nil {
-		return m, err
-	}
-	if err := m.Spec.Validate(); err != nil {
-		return m, fmt.Errorf("export: model metadata %s: %w", KeySpec, err)
-	}
-	if fam, _ := need(KeyFamily); fam != string(m.Spec.Family) {
-		return m, fmt.Errorf("export: model metadata %s=%q disagrees with the spec's family %q", KeyFamily, fam, m.Spec.Family)
-	}
-	if err = jsonKey(KeyDataShape, &m.DataShape); err != nil {
-		return m, err
-	}
-	if len(m.DataShape) != 1 || m.DataShape[0] != m.Spec.Dim {
-		return m, fmt.Errorf("export: model metadata %s=%v disagrees with the spec's dim %d", KeyDataShape, m.DataShape, m.Spec.Dim)
-	}
-	if err = jsonKey(KeyBaseMean, &m.BaseMean); err != nil {
-		return m, err
-	}
-	if len(m.BaseMean) != m.Spec.Dim {
-		return m, fmt.Errorf("export: model metadata %s has %d entries, want %d", KeyBaseMean, len(m.BaseMean), m.Spec.Dim)
-	}
-	if m.BaseStd, err = floatKey(KeyBaseStd, false); err != nil {
-		return m, err
-	}
-	if !(m.BaseStd > 0) {
-		return m, fmt.Errorf("export: model metadata %s must be > 0, got %v", KeyBaseStd, m.BaseStd)
-	}
-	var rng []float64
-	if err = jsonKey(KeyDataRange, &rng); err != nil {
-		return m, err
-	}
-	if len(rng) != 2 {
-		return m, fmt.Errorf("export: model metadata %s must be [min,max], got %v", KeyDataRange, rng)
-	}
-	m.Info.DataMin, m.Info.DataMax = rng[0], rng[1]
-	if m.Info.StepSize, err = floatKey(KeyStepSize, false); err != nil {
-		return m, err
-	}
-	if m.Info.LogZEstimate, err = floatKey(KeyLogZEstimate, true); err != nil {
-		return m, err
-	}
-	m.Info.Method = props[KeyMethod]
-	m.Info.ConfigDigest = props[KeyConfigDigest]
-	m.Info.ModelVersion = modelVersion
-	if err := m.Info.validate(); err != nil {
-		return m, err
-	}
-	return m, nil
+	m := models.NewONNXMeta(s)
+	return m.BaseMean, m.BaseStd
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 
+	"github.com/jarzyn/jarzyn/internal/atomicfile"
 	"github.com/jarzyn/jarzyn/internal/ortlib"
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -109,8 +109,9 @@ func (o *Options) defaults() error {
 // base Gaussian, half data-like: rows of the file's "walkers" section if it
 // has one, else uniform in [data_min, data_max]) and compares energy and
 // gradient with o.Reference. Only when both relative errors are within
-// Tolerance is the model renamed into place at o.Out; otherwise nothing is
-// left there and the error reports both numbers.
+// Tolerance is the model written to o.Out (atomically: a temporary file
+// renamed into place); otherwise o.Out is left as it was and the error
+// reports both numbers.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -150,72 +151,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("export: %s: %w", o.ReferenceName, err)
 	}
 	res := &Result{Out: o.Out, Source: src, Spec: p.Spec, Bytes: len(model), N: o.N, DataLike: dataLike, Reference: o.ReferenceName}
-	err = writeChecked(ctx, o.Out, model, func(written []byte) error {
-		res.EnergyErr, res.GradErr, err = Parity(written, x, o.N, refU, refG)
-		if err != nil {
-			return err
-		}
-		if !(res.EnergyErr <= Tolerance && res.GradErr <= Tolerance) {
-			return fmt.Errorf("export: parity check failed against the %s (%s) on %d inputs: max relative error energy %.3g, grad %.3g, tolerance %g; %s was not written",
-				o.ReferenceName, o.DType, o.N, res.EnergyErr, res.GradErr, Tolerance, o.Out)
-		}
-		return nil
-	})
+	// The check runs on the bytes in memory (ONNX Runtime reads the model
+	// from memory, so a file in place would add nothing): only a model that
+	// passes is written, atomically, and a failed check leaves --out as it was.
+	res.EnergyErr, res.GradErr, err = Parity(model, x, o.N, refU, refG)
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
-}
-
-// writeChecked writes data to a temporary file next to path, calls check with
-// the bytes read back from it, and renames it to path only if check passes
-// and ctx is live; otherwise the temporary file is removed.
-func writeChecked(ctx context.Context, path string, data []byte, check func([]byte) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("export: writing %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("export: syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	written, err := os.ReadFile(tmp)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := check(written); err != nil {
-		return err
+	if !(res.EnergyErr <= Tolerance && res.GradErr <= Tolerance) {
+		return nil, fmt.Errorf("export: parity check failed against the %s (%s) on %d inputs: max relative error energy %.3g, grad %.3g, tolerance %g; %s was not written",
+			o.ReferenceName, o.DType, o.N, res.EnergyErr, res.GradErr, Tolerance, o.Out)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("export: %w", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("export: %w", err)
+	if err := atomicfile.WriteFile(o.Out, model, 0o644); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return res, nil
 }
 
 // checkInputs draws n check points: the first half from the base Gaussian,

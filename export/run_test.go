@@ -70,12 +70,12 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			props, _, _, _, version := readBack(t, model)
-			m, err := ParseModelMeta(props, version)
+			m, err := models.ParseONNXMeta(props, version)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Info.Method != "jarzynski" || m.Info.StepSize != 0.1 || m.Info.LogZEstimate != 2.5 || m.Info.DataMin != -11 || m.Info.ConfigDigest != "d1" {
-				t.Errorf("metadata info %+v", m.Info)
+			if m.Method != "jarzynski" || m.StepSize != 0.1 || m.LogZEstimate != 2.5 || m.DataMin != -11 || m.ConfigDigest != "d1" {
+				t.Errorf("metadata %+v", m)
 			}
 			if names := dirEntries(t, outDir); len(names) != 1 {
 				t.Errorf("output dir holds %v, want only model.onnx", names)

@@ -97,5 +97,5 @@ func BuildULA(p *models.Params, info Info) ([]byte, error) {
 	b.output(OutputEnergy, "U at x_out", batch)
 	b.output(OutputGrad, "∇ₓU at x_out", batch, d)
 	b.output(OutputLogW, "Jarzynski log-weight increment of each step", dim{param: StepsDim}, batch)
-	return assemble(b, s, info, GraphULA)
+	return assemble(b, s, info, models.GraphULA)
 }

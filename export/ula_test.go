@@ -156,11 +156,11 @@ func TestULAMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	props, _, _, _, version := readBack(t, model)
-	m, err := ParseModelMeta(props, version)
+	m, err := models.ParseONNXMeta(props, version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Graph != GraphULA || m.Info.StepSize != 0.01 {
+	if m.Graph != models.GraphULA || m.StepSize != 0.01 {
 		t.Errorf("meta %+v", m)
 	}
 	if _, err := BuildULA(nil, Info{}); err == nil {

@@ -30,24 +30,3 @@ func FuzzParseTensorData(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParseMeta: the metadata parser never panics and what it accepts is
-// usable by the sampler.
-func FuzzParseMeta(f *testing.F) {
-	f.Add("1", "[2]", "[0,0]", "1", "[-1,1]", "0.01")
-	f.Add("1", "[1,28,28]", "[0]", "0.5", "[0,0]", "0")
-	f.Add("2", "[]", "x", "-1", "[1]", "NaN")
-	f.Fuzz(func(t *testing.T, fv, shape, mean, std, rng, h string) {
-		meta := map[string]string{
-			"jarzyn.format_version": fv, "jarzyn.family": "gmm", "jarzyn.data_shape": shape, "jarzyn.base_mean": mean,
-			"jarzyn.base_std": std, "jarzyn.data_range": rng, "jarzyn.step_size": h,
-		}
-		var info ModelInfo
-		if err := info.parseMeta(meta); err != nil {
-			return
-		}
-		if info.Dim <= 0 || len(info.BaseMean) != info.Dim || !(info.BaseStd > 0) || math.IsInf(info.BaseStd, 0) || info.StepSize < 0 || math.IsNaN(info.LogZBase()) {
-			t.Fatalf("accepted unusable metadata %+v", info)
-		}
-	})
-}

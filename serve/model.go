@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,18 +24,6 @@ const (
 	OutputEnergy = "energy"
 	OutputGrad   = "grad"
 )
-
-// MetaPrefix prefixes every jarzyn metadata key in an exported model.
-const MetaPrefix = "jarzyn."
-
-// SupportedFormatVersion is the newest jarzyn.format_version this package reads.
-const SupportedFormatVersion = 1
-
-// maxDim bounds the numbers in one sample (a guard against hostile files).
-const maxDim = 1 << 24
-
-// requiredMeta lists the metadata keys a model must carry.
-var requiredMeta = []string{"format_version", "family", "data_shape", "base_mean", "base_std", "data_range", "step_size"}
 
 // LoadOptions configures how a model is loaded.
 type LoadOptions struct {
@@ -76,7 +63,7 @@ func (o LoadOptions) logger() *slog.Logger {
 }
 
 // ModelInfo is what a model file says about itself: its shape and the
-// jarzyn.* metadata written by package export.
+// jarzyn.* metadata written by package export (models.ONNXMeta).
 type ModelInfo struct {
 	// Path is the file the model was read from.
 	Path string `json:"path"`
@@ -242,119 +229,42 @@ func readMetadata(path string, data []byte) (*ModelInfo, error) {
 		}
 		meta[k] = v
 	}
-	info := &ModelInfo{Path: path, Meta: meta, LogZEstimate: math.NaN()}
+	var version int64
 	if v, err := md.GetVersion(); err == nil {
-		info.ModelVersion = v
+		version = v
 	}
-	if err := info.parseMeta(meta); err != nil {
+	info := &ModelInfo{Path: path, Meta: meta}
+	if err := info.parseMeta(meta, version); err != nil {
 		return nil, fmt.Errorf("serve: model %s: %v", path, err)
 	}
 	return info, nil
 }
 
-// parseMeta fills info from metadata_props; errors name the key.
-func (info *ModelInfo) parseMeta(meta map[string]string) error {
-	var missing []string
-	for _, k := range requiredMeta {
-		if _, ok := meta[MetaPrefix+k]; !ok {
-			missing = append(missing, MetaPrefix+k)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("missing jarzyn metadata %s (not written by jarzyn-export?)", strings.Join(missing, ", "))
-	}
-	get := func(k string) string { return strings.TrimSpace(meta[MetaPrefix+k]) }
-	bad := func(k string, why any) error {
-		return fmt.Errorf("bad metadata %s%s=%q: %v", MetaPrefix, k, meta[MetaPrefix+k], why)
-	}
-	num := func(k string) (float64, error) {
-		v, err := strconv.ParseFloat(get(k), 64)
-		if err != nil {
-			return 0, bad(k, "not a number")
-		}
-		return v, nil
-	}
-	fv, err := num("format_version")
+// parseMeta fills info from metadata_props (models.ParseONNXMeta, which
+// names the key in its errors) and the ONNX model_version. Serve runs energy
+// models only: a fused sampling graph (jarzyn.graph=ula) is refused.
+func (info *ModelInfo) parseMeta(meta map[string]string, modelVersion int64) error {
+	m, err := models.ParseONNXMeta(meta, modelVersion)
 	if err != nil {
 		return err
 	}
-	if fv < 1 || fv != math.Trunc(fv) {
-		return bad("format_version", "want a positive integer")
+	if m.Graph != models.GraphEnergy {
+		return fmt.Errorf("bad metadata %s=%q: this file holds a fused sampling graph; serve the energy model (%s=%s) exported next to it",
+			models.KeyGraph, meta[models.KeyGraph], models.KeyGraph, models.GraphEnergy)
 	}
-	if fv > SupportedFormatVersion {
-		return bad("format_version", fmt.Sprintf("newer than this server reads (%d); update jarzyn-serve", SupportedFormatVersion))
-	}
-	info.FormatVersion = int(fv)
-	info.Family = get("family")
-	if info.Family == "" {
-		return bad("family", "empty")
-	}
-	if err := json.Unmarshal([]byte(get("data_shape")), &info.DataShape); err != nil || len(info.DataShape) == 0 {
-		return bad("data_shape", "want a JSON array of positive integers")
-	}
-	info.Dim = 1
-	for _, s := range info.DataShape {
-		if s <= 0 || info.Dim > maxDim/s {
-			return bad("data_shape", fmt.Sprintf("want positive integers with a product ≤ %d", maxDim))
-		}
-		info.Dim *= s
-	}
-	if err := json.Unmarshal([]byte(get("base_mean")), &info.BaseMean); err != nil {
-		return bad("base_mean", "want a JSON array of numbers")
-	}
-	switch len(info.BaseMean) {
-	case info.Dim:
-	case 0, 1: // a scalar mean (or none) broadcasts
-		v := 0.0
-		if len(info.BaseMean) == 1 {
-			v = info.BaseMean[0]
-		}
-		info.BaseMean = make([]float64, info.Dim)
-		for i := range info.BaseMean {
-			info.BaseMean[i] = v
-		}
-	default:
-		return bad("base_mean", fmt.Sprintf("has %d entries, data_shape needs %d", len(info.BaseMean), info.Dim))
-	}
-	for _, v := range info.BaseMean {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return bad("base_mean", "not finite")
-		}
-	}
-	if info.BaseStd, err = num("base_std"); err != nil {
-		return err
-	}
-	if !(info.BaseStd > 0) || math.IsInf(info.BaseStd, 0) {
-		return bad("base_std", "want a finite number > 0")
-	}
-	var rng []float64
-	if err := json.Unmarshal([]byte(get("data_range")), &rng); err != nil || len(rng) != 2 {
-		return bad("data_range", "want a JSON array [min, max]")
-	}
-	info.DataMin, info.DataMax = rng[0], rng[1]
-	if info.StepSize, err = num("step_size"); err != nil {
-		return err
-	}
-	if info.StepSize < 0 || math.IsNaN(info.StepSize) || math.IsInf(info.StepSize, 0) {
-		return bad("step_size", "want a finite number ≥ 0 (0 = unknown)")
-	}
-	if g := get("graph"); g != "" && g != "energy" {
-		return bad("graph", "this file holds a fused sampling graph; serve the energy model (jarzyn.graph=energy) exported next to it")
-	}
-	info.Method = get("method")
-	info.ConfigDigest = get("config_digest")
-	if s := get("log_z_estimate"); s != "" {
-		if v, err := strconv.ParseFloat(s, 64); err == nil {
-			info.LogZEstimate = v
-		}
-	}
-	if s := get("spec"); s != "" {
-		var sp models.Spec
-		if err := json.Unmarshal([]byte(s), &sp); err != nil {
-			return bad("spec", err)
-		}
-		info.Spec = &sp
-	}
+	info.FormatVersion = m.FormatVersion
+	info.Family = string(m.Family)
+	info.DataShape = m.DataShape
+	info.Dim = m.Dim()
+	info.Spec = m.Spec
+	info.BaseMean = m.BaseMean
+	info.BaseStd = m.BaseStd
+	info.DataMin, info.DataMax = m.DataMin, m.DataMax
+	info.StepSize = m.StepSize
+	info.Method = m.Method
+	info.LogZEstimate = m.LogZEstimate
+	info.ConfigDigest = m.ConfigDigest
+	info.ModelVersion = m.ModelVersion
 	return nil
 }
 
