@@ -21,3 +21,9 @@ func SiLUGrad(x, y, gy, out []float32) {
 	}
 	siluGrad(x, y[:len(x)], gy[:len(x)], out[:len(x)])
 }
+
+// Normal32 fills out with independent standard normal draws from the stream
+// named by key (xoshiro128** uniforms with 24-bit resolution, Box-Muller; the
+// largest |draw| is about 5.8). The same key gives the same numbers on the
+// same machine and build.
+func Normal32(out []float32, key uint64) { normal32(out, key) }

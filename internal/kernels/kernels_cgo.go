@@ -4,6 +4,7 @@ package kernels
 
 /*
 #cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
 #include "kernels.h"
 */
 import "C"
@@ -26,4 +27,11 @@ func siluGrad(x, y, gy, out []float32) {
 	}
 	C.jz_silu_grad_f32((*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&y[0])),
 		(*C.float)(unsafe.Pointer(&gy[0])), (*C.float)(unsafe.Pointer(&out[0])), C.long(len(x)))
+}
+
+func normal32(out []float32, key uint64) {
+	if len(out) == 0 {
+		return
+	}
+	C.jz_normal_f32((*C.float)(unsafe.Pointer(&out[0])), C.long(len(out)), C.ulonglong(key))
 }
