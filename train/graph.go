@@ -205,19 +205,21 @@ func quadraticOf(spec models.Spec) quadratic {
 // add adds the quadratic to u (length n) and, when grad is non-nil, its
 // gradient to grad (n×d), for points x (n×d).
 func addQuadratic[T Float](q quadratic, x []T, d int, u []float64, grad []T) {
-	for i := range u {
-		row := x[i*d : (i+1)*d]
-		s := 0.0
-		for k, v := range row {
-			t := float64(v)
-			if q.mu != nil {
-				t -= q.mu[k]
+	parallelRange(len(u), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := x[i*d : (i+1)*d]
+			s := 0.0
+			for k, v := range row {
+				t := float64(v)
+				if q.mu != nil {
+					t -= q.mu[k]
+				}
+				s += t * t
+				if grad != nil {
+					grad[i*d+k] += T(2 * q.c * t)
+				}
 			}
-			s += t * t
-			if grad != nil {
-				grad[i*d+k] += T(2 * q.c * t)
-			}
+			u[i] += q.c * s
 		}
-		u[i] += q.c * s
-	}
+	})
 }

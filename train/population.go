@@ -89,7 +89,10 @@ func (pop *population[T]) resample(scheme smc.Scheme, rng *rand.Rand) {
 }
 
 // checkFinite reports the first non-finite energy, gradient or log-weight.
-func (pop *population[T]) checkFinite() error {
+// With reweighted walkers a NaN or Inf in a gradient or position reaches the
+// log-weight through the increment, so checking U and A suffices; otherwise
+// the gradients are scanned too.
+func (pop *population[T]) checkFinite(reweighted bool) error {
 	for i, u := range pop.U {
 		if math.IsNaN(u) || math.IsInf(u, 0) {
 			return fmt.Errorf("walker %d has energy %v", i, u)
@@ -97,6 +100,9 @@ func (pop *population[T]) checkFinite() error {
 		if a := pop.A[i]; math.IsNaN(a) || math.IsInf(a, 0) {
 			return fmt.Errorf("walker %d has log-weight %v", i, a)
 		}
+	}
+	if reweighted {
+		return nil
 	}
 	for i, g := range pop.G {
 		if v := float64(g); math.IsNaN(v) || math.IsInf(v, 0) {

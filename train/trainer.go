@@ -334,7 +334,7 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 			}
 		}
 		for _, pop := range t.pops() {
-			if err := pop.checkFinite(); err != nil {
+			if err := pop.checkFinite(weighted || pop == t.mon); err != nil {
 				t.restoreSnapshot()
 				return t.fail(h, err)
 			}
