@@ -21,4 +21,5 @@ for d in sys.argv[1:]:
     d1 = at(rows, 1000, "estimated_kl") - at(rows, 1000, "exact_kl")
     d2 = at(rows, 2000, "estimated_kl") - at(rows, 2000, "exact_kl")
     masses = ", ".join(f"{m:.4f}" for m in s.get("mode_masses") or [])
-    print(f"| {os.path.basename(d)} | {s['method']} | {s['seed']} | {masses} | {f(s.get('exact_kl'))} | {f(s.get('estimated_kl'))} | {d1:+.4f} | {d2:+.4f} | {s['resamplings']} | {s['seconds']:.0f} |")
+    g = lambda v: "n/a" if v != v else f"{v:+.4f}"
+    print(f"| {os.path.basename(d)} | {s['method']} | {s['seed']} | {masses} | {f(s.get('exact_kl'))} | {f(s.get('estimated_kl'))} | {g(d1)} | {g(d2)} | {s['resamplings']} | {s['seconds']:.0f} |")
