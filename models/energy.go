@@ -91,8 +91,7 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 		t := x[k] - mu[k]
 		u += 0.5 * t * t * inv
 	}
-	// forward, keeping pre-activation derivatives for the backward pass
-	acts := [][]float64{x}
+	// forward, keeping activation derivatives for the backward pass
 	var derivs [][]float64
 	h := x
 	nl := len(l) - 1
@@ -120,7 +119,6 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 		for j := range z {
 			z[j], dz[j] = Activate(s.Activation, z[j])
 		}
-		acts = append(acts, z)
 		derivs = append(derivs, dz)
 		h = z
 	}

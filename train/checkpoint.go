@@ -142,14 +142,12 @@ func (t *trainer[T]) restore(c *models.Container) error {
 		}
 		return nil
 	}
-	if t.fused() {
-		// rebuild the walker machine's per-layer caches at the restored
-		// positions; the stored energies and gradients are then put back so
-		// that the state is exactly the checkpointed one
-		if v, err := c.Floats("walkers"); err == nil && fromF64(t.pop.X, v, "walkers") == nil {
-			if err := t.pop.evaluate(); err != nil {
-				return err
-			}
+	// rebuild the walker machine's per-layer caches at the restored positions;
+	// the stored energies and gradients are then put back so that the state
+	// is exactly the checkpointed one
+	if v, err := c.Floats("walkers"); err == nil && fromF64(t.pop.X, v, "walkers") == nil {
+		if err := t.pop.evaluate(); err != nil {
+			return err
 		}
 	}
 	if err := get("", t.pop); err != nil {

@@ -111,5 +111,3 @@ func (pop *population[T]) checkFinite(reweighted bool) error {
 	}
 	return nil
 }
-
-func smcScheme(s string) smc.Scheme { return smc.Scheme(s) }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // SPEC §7.3: the gorgonia gradient of L = mean U(data) − Σ w_i U(X_i) with
@@ -181,7 +182,7 @@ func TestResampleBookkeeping(t *testing.T) {
 	}
 	before := pop.logZ()
 	for _, scheme := range []string{"systematic", "multinomial"} {
-		pop.resample(smcScheme(scheme), rng)
+		pop.resample(smc.Scheme(scheme), rng)
 		if after := pop.logZ(); math.Abs(after-before) > 1e-12 {
 			t.Fatalf("%s: log Ẑ jumped from %v to %v", scheme, before, after)
 		}

@@ -150,7 +150,7 @@ func (t *trainer[T]) build(p *models.Params) error {
 	if t.opt, err = newOptimizer[T](cfg.Optimizer, cfg.Model.Spec, cfg.lrScale()); err != nil {
 		return err
 	}
-	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N, t.fused(), deviceVMOpts(cfg.Device)...); err != nil {
+	if t.pop, err = newPopulation[T](t.ps, cfg.Walkers.N, true, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if cfg.Walkers.Monitor > 0 {
@@ -158,11 +158,8 @@ func (t *trainer[T]) build(p *models.Params) error {
 			return err
 		}
 	}
-	nw := cfg.Walkers.N
-	if t.fused() {
-		nw = 0 // the walker term comes from the walker machine's caches
-	}
-	if t.pg, err = newParamGrad[T](t.ps, nw, t.batch, t.pop.X, deviceVMOpts(cfg.Device)...); err != nil {
+	// data term only: the walker term comes from the walker machine's caches
+	if t.pg, err = newParamGrad[T](t.ps, 0, t.batch, nil, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if t.batch == cfg.Data.N {
@@ -177,12 +174,6 @@ func (t *trainer[T]) build(p *models.Params) error {
 	}
 	return nil
 }
-
-// fused reports whether the walker term of the loss gradient is taken from
-// the walker machine's per-layer caches (one forward pass per iteration)
-// rather than a second forward pass in the loss machine. It is on for both
-// families; the two-graph path remains for tests and as the reference.
-func (t *trainer[T]) fused() bool { return true }
 
 func (t *trainer[T]) pops() []*population[T] {
 	if t.mon != nil {
@@ -286,11 +277,6 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				coef[i] = 1 / float64(t.pop.n)
 			}
 		}
-		if !t.fused() {
-			for i, p := range coef {
-				t.pg.Weights[i] = T(p)
-			}
-		}
 		if t.batch < cfg.Data.N {
 			for b := 0; b < t.batch; b++ {
 				j := t.rng.IntN(cfg.Data.N)
@@ -301,12 +287,11 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		if err != nil {
 			return err
 		}
-		if t.fused() {
-			for i, p := range coef {
-				t.negP[i] = -p
-			}
-			t.pop.eval.weightedParamGrad(t.negP, t.grads)
+		// the walker term −Σ p_i ∂θU(X_i), from the caches of the last evaluation
+		for i, p := range coef {
+			t.negP[i] = -p
 		}
+		t.pop.eval.weightedParamGrad(t.negP, t.grads)
 		t.lastMeanUData = meanUData
 		norm := t.opt.gradNorm(t.grads)
 		t.lastGradNorm = norm
