@@ -123,6 +123,11 @@ type OptimizerConfig struct {
 	Eps   float64 `mapstructure:"eps"`
 	// ClipNorm clips the global gradient norm; 0 disables. The default value is 0.
 	ClipNorm float64 `mapstructure:"clip_norm"`
+	// Schedule of the learning rates: "constant", or "linear" from the full rate at iteration 0
+	// to final_lr_fraction of it at the last iteration. The default value is "constant".
+	Schedule string `mapstructure:"schedule"`
+	// FinalLRFraction is where the linear schedule ends. The default value is 0.
+	FinalLRFraction float64 `mapstructure:"final_lr_fraction"`
 }
 
 // LogConfig sets logging, checkpoints and plots.
@@ -150,7 +155,7 @@ func DefaultConfig() Config {
 		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
 		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
 		CD:        CDConfig{ResetEvery: 4, LRMultiplier: 1},
-		Optimizer: OptimizerConfig{Kind: "adam", LR: 1e-3, GroupLR: map[string]float64{}, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		Optimizer: OptimizerConfig{Kind: "adam", LR: 1e-3, GroupLR: map[string]float64{}, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "constant"},
 		Log:       LogConfig{Every: 10, CheckpointEvery: 500, Plots: true, Grid: 400, EvalEvery: 10},
 	}
 }
@@ -288,6 +293,12 @@ func (c *Config) Validate() error {
 	}
 	if !(o.Eps > 0) {
 		return bad("optimizer.eps", "must be > 0, got %v", o.Eps)
+	}
+	if o.Schedule != "constant" && o.Schedule != "linear" {
+		return bad("optimizer.schedule", "must be constant or linear, got %q", o.Schedule)
+	}
+	if o.FinalLRFraction < 0 || o.FinalLRFraction > 1 {
+		return bad("optimizer.final_lr_fraction", "must be in [0, 1], got %v", o.FinalLRFraction)
 	}
 	if o.ClipNorm < 0 {
 		return bad("optimizer.clip_norm", "must be >= 0, got %v", o.ClipNorm)

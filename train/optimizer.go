@@ -83,8 +83,9 @@ func (o *optimizer[T]) gradNorm(grads [][]T) float64 {
 }
 
 // step updates params in place from grads (the gradient of the loss to
-// minimise) and returns the gradient norm before clipping.
-func (o *optimizer[T]) step(params, grads [][]T) float64 {
+// minimise) with every learning rate multiplied by lrFactor (the schedule),
+// and returns the gradient norm before clipping.
+func (o *optimizer[T]) step(params, grads [][]T, lrFactor float64) float64 {
 	norm := o.gradNorm(grads)
 	scale := 1.0
 	if o.clip > 0 && norm > o.clip {
@@ -94,7 +95,7 @@ func (o *optimizer[T]) step(params, grads [][]T) float64 {
 	bc1 := 1 - math.Pow(o.beta1, float64(o.t))
 	bc2 := 1 - math.Pow(o.beta2, float64(o.t))
 	for k, g := range grads {
-		p, lr, fz := params[k], o.lr[k], o.frozen[k]
+		p, lr, fz := params[k], o.lr[k]*lrFactor, o.frozen[k]
 		m, v := o.m[k], o.v[k]
 		for i, gi := range g {
 			if fz != nil && fz[i] {

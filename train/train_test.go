@@ -401,3 +401,26 @@ func TestNonFiniteStopsWithCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestLinearSchedule(t *testing.T) {
+	cfg := gmmTestConfig()
+	cfg.Iterations = 101
+	cfg.Optimizer.Schedule, cfg.Optimizer.FinalLRFraction = "linear", 0.1
+	tr := &trainer[float64]{cfg: cfg}
+	for _, c := range []struct {
+		k    int
+		want float64
+	}{{0, 1}, {50, 0.55}, {100, 0.1}} {
+		if got := tr.lrFactor(c.k); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("lrFactor(%d) = %v, want %v", c.k, got, c.want)
+		}
+	}
+	cfg.Optimizer.Schedule = "constant"
+	tr.cfg = cfg
+	if tr.lrFactor(100) != 1 {
+		t.Error("constant schedule should not scale")
+	}
+	if _, err := LoadConfig("", []string{"optimizer.schedule=cosine"}); err == nil || !strings.Contains(err.Error(), "optimizer.schedule") {
+		t.Errorf("bad schedule accepted: %v", err)
+	}
+}

@@ -307,7 +307,7 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				pop.move(hStep, t.rng)
 			}
 			if j == cfg.Walkers.ULASteps-1 {
-				t.opt.step(t.ps.data, t.grads)
+				t.opt.step(t.ps.data, t.grads, t.lrFactor(k))
 			}
 			for _, pop := range t.pops() {
 				if err := pop.evaluate(); err != nil {
@@ -340,6 +340,18 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		}
 	}
 	return nil
+}
+
+// lrFactor is the learning-rate schedule at iteration k: 1 (constant), or a
+// linear ramp from 1 at k = 0 to optimizer.final_lr_fraction at the last
+// iteration.
+func (t *trainer[T]) lrFactor(k int) float64 {
+	o := t.cfg.Optimizer
+	if o.Schedule != "linear" || t.cfg.Iterations <= 1 {
+		return 1
+	}
+	f := float64(k) / float64(t.cfg.Iterations-1)
+	return 1 - (1-o.FinalLRFraction)*f
 }
 
 func (t *trainer[T]) fail(h Hooks, cause error) error {
