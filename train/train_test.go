@@ -424,3 +424,27 @@ func TestLinearSchedule(t *testing.T) {
 		t.Errorf("bad schedule accepted: %v", err)
 	}
 }
+
+// Arbitrary config files are refused with an error or accepted, never a panic.
+func FuzzLoadConfig(f *testing.F) {
+	for _, p := range []string{"../configs/gmm2d.yaml", "../configs/gmm50d.yaml"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("walkers: {n: -1}\n"))
+	f.Add([]byte("model:\n  hidden: [0]\n"))
+	f.Add([]byte("optimizer:\n  group_lr: {means: x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(p, nil)
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("LoadConfig accepted a config that Validate refuses: %v", verr)
+			}
+		}
+	})
+}
