@@ -28,12 +28,18 @@ func toF64[T Float](v []T) []float64 {
 	return out
 }
 
-func fromF64[T Float](dst []T, v []float64, name string) error {
+// readSection loads the float64 section name into dst (converting to its
+// element type); a missing section or a length mismatch is an error.
+func readSection[E Float](c *models.Container, name string, dst []E) error {
+	v, err := c.Floats(name)
+	if err != nil {
+		return err
+	}
 	if len(v) != len(dst) {
-		return fmt.Errorf("train: checkpoint section %s has %d values, want %d", name, len(v), len(dst))
+		return fmt.Errorf("train: checkpoint section %s has %d values, want %d (walkers.n or the model changed?)", name, len(v), len(dst))
 	}
 	for i, x := range v {
-		dst[i] = T(x)
+		dst[i] = E(x)
 	}
 	return nil
 }
@@ -115,40 +121,25 @@ func (t *trainer[T]) restore(c *models.Container) error {
 		return err
 	}
 	get := func(prefix string, pop *population[T]) error {
-		for _, s := range []struct {
-			name string
-			dst  []T
-		}{{"walkers", pop.X}, {"grads", pop.G}} {
-			v, err := c.Floats(prefix + s.name)
-			if err != nil {
-				return err
-			}
-			if err := fromF64(s.dst, v, prefix+s.name); err != nil {
-				return err
-			}
-		}
-		for _, s := range []struct {
-			name string
-			dst  []float64
-		}{{"energies", pop.U}, {"log_weights", pop.A}} {
-			v, err := c.Floats(prefix + s.name)
-			if err != nil {
-				return err
-			}
-			if len(v) != len(s.dst) {
-				return fmt.Errorf("train: checkpoint section %s%s has %d values, want %d (walkers.n changed?)", prefix, s.name, len(v), len(s.dst))
-			}
-			copy(s.dst, v)
-		}
-		return nil
-	}
-	// rebuild the walker machine's per-layer caches at the restored positions;
-	// the stored energies and gradients are then put back so that the state
-	// is exactly the checkpointed one
-	if v, err := c.Floats("walkers"); err == nil && fromF64(t.pop.X, v, "walkers") == nil {
-		if err := t.pop.evaluate(); err != nil {
+		if err := readSection(c, prefix+"walkers", pop.X); err != nil {
 			return err
 		}
+		if err := readSection(c, prefix+"grads", pop.G); err != nil {
+			return err
+		}
+		if err := readSection(c, prefix+"energies", pop.U); err != nil {
+			return err
+		}
+		return readSection(c, prefix+"log_weights", pop.A)
+	}
+	// rebuild the walker machine's per-layer caches at the restored positions;
+	// get then puts back the stored energies and gradients, so that the state
+	// is exactly the checkpointed one
+	if err := readSection(c, "walkers", t.pop.X); err != nil {
+		return err
+	}
+	if err := t.pop.evaluate(); err != nil {
+		return err
 	}
 	if err := get("", t.pop); err != nil {
 		return err
@@ -160,18 +151,11 @@ func (t *trainer[T]) restore(c *models.Container) error {
 		t.mon.logZref, t.mon.resamplings = st.MonLogZRef, st.MonResamp
 	}
 	for k := range t.opt.m {
-		for _, s := range []struct {
-			name string
-			dst  []float64
-		}{{fmt.Sprintf("opt/m/%d", k), t.opt.m[k]}, {fmt.Sprintf("opt/v/%d", k), t.opt.v[k]}} {
-			v, err := c.Floats(s.name)
-			if err != nil {
-				return err
-			}
-			if len(v) != len(s.dst) {
-				return fmt.Errorf("train: checkpoint section %s has %d values, want %d", s.name, len(v), len(s.dst))
-			}
-			copy(s.dst, v)
+		if err := readSection(c, fmt.Sprintf("opt/m/%d", k), t.opt.m[k]); err != nil {
+			return err
+		}
+		if err := readSection(c, fmt.Sprintf("opt/v/%d", k), t.opt.v[k]); err != nil {
+			return err
 		}
 	}
 	rng, err := c.Bytes("rng")

@@ -90,19 +90,24 @@ __attribute__((target("avx2,fma"))) static void silu_grad_avx2(const float *x, c
 	silu_grad_scalar(x, y, gy, out, i, n);
 }
 
-static int has_avx2(void) {
+#endif
+
+int jz_has_avx2_fma(void) {
+#ifdef JZ_AVX2
 	static int cached = -1;
 	if (cached < 0) {
 		__builtin_cpu_init();
 		cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 	}
 	return cached;
-}
+#else
+	return 0;
 #endif
+}
 
 void jz_silu_f32(const float *x, float *out, long n) {
 #ifdef JZ_AVX2
-	if (has_avx2()) {
+	if (jz_has_avx2_fma()) {
 		silu_avx2(x, out, n);
 		return;
 	}
@@ -112,7 +117,7 @@ void jz_silu_f32(const float *x, float *out, long n) {
 
 void jz_silu_grad_f32(const float *x, const float *y, const float *gy, float *out, long n) {
 #ifdef JZ_AVX2
-	if (has_avx2()) {
+	if (jz_has_avx2_fma()) {
 		silu_grad_avx2(x, y, gy, out, n);
 		return;
 	}

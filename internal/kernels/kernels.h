@@ -2,6 +2,10 @@
 #ifndef JARZYN_KERNELS_H
 #define JARZYN_KERNELS_H
 
+// jz_has_avx2_fma reports, once per process, whether the CPU has AVX2 and FMA
+// (the vectorised paths); 0 on other architectures.
+int jz_has_avx2_fma(void);
+
 void jz_silu_f32(const float *x, float *out, long n);
 void jz_silu_grad_f32(const float *x, const float *y, const float *gy, float *out, long n);
 

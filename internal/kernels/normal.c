@@ -113,21 +113,13 @@ __attribute__((target("avx2,fma"))) static void normal_avx2(xoshiro *r, float *o
 	normal_scalar(r, out, i, n);
 }
 
-static int has_avx2_fma(void) {
-	static int cached = -1;
-	if (cached < 0) {
-		__builtin_cpu_init();
-		cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	}
-	return cached;
-}
 #endif
 
 void jz_normal_f32(float *out, long n, unsigned long long key) {
 	xoshiro r;
 	seed(&r, key);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-	if (has_avx2_fma()) {
+	if (jz_has_avx2_fma()) {
 		normal_avx2(&r, out, n);
 		return;
 	}
