@@ -112,29 +112,35 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(out, "masses.png")); err != nil {
 		return err
 	}
-	// exact vs estimated KL
-	p = plot.New()
-	p.Title.Text = "KL(ρ* ‖ ρθ): exact vs estimated from the weights"
-	p.X.Label.Text, p.Y.Label.Text = "iteration", "nats"
-	addLine(p, series(cols, "exact_kl"), "exact", plotColors[0], false)
-	addLine(p, series(cols, "estimated_kl"), "estimated", plotColors[1], true)
-	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(out, "kl.png")); err != nil {
+	if err := twoLinePlot(cols, filepath.Join(out, "kl.png"), "KL(ρ* ‖ ρθ): exact vs estimated from the weights", "nats",
+		[2]string{"exact_kl", "estimated_kl"}, [2]string{"exact", "estimated"}, false); err != nil {
 		return err
 	}
-	// ESS
-	p = plot.New()
-	p.Title.Text = "effective sample size / N"
-	p.X.Label.Text, p.Y.Label.Text = "iteration", "ESS/N"
-	addLine(p, series(cols, "ess"), "walkers", plotColors[0], false)
-	addLine(p, series(cols, "ess_monitor"), "monitor walkers", plotColors[1], true)
-	p.Y.Min, p.Y.Max = 0, 1
-	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(out, "ess.png")); err != nil {
+	if err := twoLinePlot(cols, filepath.Join(out, "ess.png"), "effective sample size / N", "ESS/N",
+		[2]string{"ess", "ess_monitor"}, [2]string{"walkers", "monitor walkers"}, true); err != nil {
 		return err
 	}
 	if params.Spec.Dim == 2 {
 		return energyPlot(filepath.Join(out, "energy.png"), params, teacher, data, walkers, grid)
 	}
 	return nil
+}
+
+// twoLinePlot draws two metrics columns against the iteration (the second
+// dashed); unit fixes the y range to [0, 1].
+func twoLinePlot(cols map[string][]float64, path, title, yLabel string, columns, labels [2]string, unit bool) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text, p.Y.Label.Text = "iteration", yLabel
+	for i := range columns {
+		if err := addLine(p, series(cols, columns[i]), labels[i], plotColors[i], i == 1); err != nil {
+			return err
+		}
+	}
+	if unit {
+		p.Y.Min, p.Y.Max = 0, 1
+	}
+	return p.Save(6*vg.Inch, 4*vg.Inch, path)
 }
 
 // densityGrid is e^{-U} normalised on a grid, for a heat map.
