@@ -267,6 +267,20 @@ func (s *Server) acquire(ctx context.Context) bool {
 
 func (s *Server) release() { <-s.slots }
 
+// slot gives a request its timeout context and one of the evaluation slots
+// (the caller calls s.release when its evaluation ends, and cancel when the
+// request ends), or answers 503 naming what it waited for and returns
+// ok = false.
+func (s *Server) slot(w http.ResponseWriter, r *http.Request, what string) (ctx context.Context, cancel context.CancelFunc, ok bool) {
+	ctx, cancel = context.WithTimeout(r.Context(), s.cfg.Timeout)
+	if !s.acquire(ctx) {
+		cancel()
+		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("server busy: no %s free within the %v request timeout", what, s.cfg.Timeout))
+		return nil, nil, false
+	}
+	return ctx, cancel, true
+}
+
 // SampleRequest is the body of POST /v1/sample.
 type SampleRequest struct {
 	// Model and Version select the model; both may be omitted when one model
@@ -385,12 +399,11 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, trimServe(err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
-	if !s.acquire(ctx) {
-		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("server busy: no sampler free within the %v request timeout", s.cfg.Timeout))
+	ctx, cancel, ok := s.slot(w, r, "sampler")
+	if !ok {
 		return
 	}
+	defer cancel()
 	res, err := Sample(ctx, m, cfg)
 	s.release()
 	if err != nil {

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -272,12 +271,11 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, trimServe(err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
-	if !s.acquire(ctx) {
-		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("server busy: no evaluation slot free within the %v request timeout", s.cfg.Timeout))
+	_, cancel, ok := s.slot(w, r, "evaluation slot")
+	if !ok {
 		return
 	}
+	defer cancel()
 	energy, grad, err := s.evaluate(m, n, x)
 	s.release()
 	if err != nil {
