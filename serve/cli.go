@@ -134,15 +134,8 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	verbose := fs.Bool("v", false, "log model loading")
 	load := loadFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jarzyn-serve sample: unexpected arguments %q\n", fs.Args())
-		return ExitUsage
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	if *model == "" || *out == "" {
 		fmt.Fprintln(stderr, "jarzyn-serve sample: --model and --out are required")
@@ -290,15 +283,8 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	load := loadFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jarzyn-serve http: unexpected arguments %q\n", fs.Args())
-		return ExitUsage
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -329,4 +315,20 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 		return ExitError
 	}
 	return ExitOK
+}
+
+// parseFlags parses a subcommand's flags and refuses positional arguments;
+// when ok is false, code is the exit status (0 after -h).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "jarzyn-serve %s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return ExitUsage, false
+	}
+	return 0, true
 }
