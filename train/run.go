@@ -189,11 +189,8 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	}
 	// final row, summary, weights, plots
 	seconds := t.elapsed + time.Since(start).Seconds()
-	final := t.metrics(start, true)
+	final := t.metrics(start, true) // evaluated: mean U over the whole data set
 	final.Seconds = seconds
-	if final.Eval == nil || math.IsNaN(final.Eval.MeanUData) {
-		final.MeanUData = meanEnergy(t.ps.params(), t.data)
-	}
 	mw.write(final)
 	mw.close()
 	sum := t.summary(final, seconds)
