@@ -83,7 +83,13 @@ func assemble(b *builder, s models.Spec, info Info, kind string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	props, err := onnxMeta(s, info, kind).Props()
+	return marshalModel(g, s, info, onnxMeta(s, info, kind))
+}
+
+// marshalModel serializes graph g with metadata md.
+func marshalModel(g *graphProto, s models.Spec, info Info, md models.ONNXMeta) ([]byte, error) {
+	kind := md.Graph
+	props, err := md.Props()
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -115,6 +121,9 @@ func docString(s models.Spec, info Info, kind string) string {
 		method = "unknown method"
 	}
 	io := "Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]."
+	if kind == models.GraphLatent {
+		io = "Exact latent reduction of the model (input x = latent points s [batch, r]; outputs energy V(s), grad ∇V(s) [batch, r] and basis Q [d, r]); the energy model is the file whose SHA-256 is jarzyn.latent_of."
+	}
 	if kind == models.GraphULA {
 		io = "K fused unadjusted-Langevin steps: inputs x [batch, d], noise [K, batch, d], step_size h; outputs x_out, energy, grad at x_out and log_weight_increments [K, batch]."
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 
 	"github.com/jarzyn/jarzyn/internal/atomicfile"
@@ -71,6 +73,12 @@ type Result struct {
 	DataLike           string // where the data-like half of the inputs came from
 	Reference          string
 	EnergyErr, GradErr float64
+	// LatentOut is the latent model written beside Out (LatentPath), "" when
+	// the model has no latent reduction; LatentRank is its r, and the errors
+	// are its parity against the same reference.
+	LatentOut                      string
+	LatentRank                     int
+	LatentEnergyErr, LatentGradErr float64
 }
 
 func (o *Options) defaults() error {
@@ -162,13 +170,54 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("export: parity check failed against the %s (%s) on %d inputs: max relative error energy %.3g, grad %.3g, tolerance %g; %s was not written",
 			o.ReferenceName, o.DType, o.N, res.EnergyErr, res.GradErr, Tolerance, o.Out)
 	}
+	latent, err := buildLatent(p, info, model, x, refU, refG, o, res)
+	if err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	if err := atomicfile.WriteFile(o.Out, model, 0o644); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	lp := LatentPath(o.Out)
+	if latent == nil {
+		// a latent model left by an earlier export would not match this one
+		if err := os.Remove(lp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("export: removing the stale %s: %w", lp, err)
+		}
+		return res, nil
+	}
+	if err := atomicfile.WriteFile(lp, latent, 0o644); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	res.LatentOut = lp
 	return res, nil
+}
+
+// buildLatent builds and checks the latent model of an MLP whose first layer
+// is narrower than its input (models.Latent), against the same reference
+// values as the energy model; nil when there is none.
+func buildLatent(p *models.Params, info Info, model []byte, x, refU, refG []float64, o Options, res *Result) ([]byte, error) {
+	l, ok := p.Latent()
+	if !ok {
+		return nil, nil
+	}
+	latent, err := BuildLatent(l, p, info, model)
+	if err != nil {
+		return nil, err
+	}
+	s, v, gv := latentReference(l, p.Spec, x, refU, refG, o.N)
+	res.LatentRank = l.Rank
+	res.LatentEnergyErr, res.LatentGradErr, err = Parity(latent, s, o.N, v, gv)
+	if err != nil {
+		return nil, err
+	}
+	if !(res.LatentEnergyErr <= Tolerance && res.LatentGradErr <= Tolerance) {
+		return nil, fmt.Errorf("export: latent model parity check failed against the %s (%s) on %d inputs: max relative error energy %.3g, grad %.3g, tolerance %g; nothing was written",
+			o.ReferenceName, o.DType, o.N, res.LatentEnergyErr, res.LatentGradErr, Tolerance)
+	}
+	return latent, nil
 }
 
 // checkInputs draws n check points: the first half from the base Gaussian,

@@ -26,13 +26,15 @@ const (
 	KeyMethod        = KeyPrefix + "method"         // training method (optional)
 	KeyLogZEstimate  = KeyPrefix + "log_z_estimate" // log Ẑ; "NaN" = unknown (optional)
 	KeyConfigDigest  = KeyPrefix + "config_digest"  // resolved-config digest (optional)
-	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy or GraphULA (optional, default GraphEnergy)
+	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy, GraphULA or GraphLatent (optional, default GraphEnergy)
+	KeyLatentOf      = KeyPrefix + "latent_of"      // GraphLatent only: SHA-256 (hex) of the energy model file it reduces
 )
 
 // Values of jarzyn.graph: which computation the model holds.
 const (
 	GraphEnergy = "energy" // U and ∇ₓU (export.Build)
 	GraphULA    = "ula"    // K fused Langevin steps (export.BuildULA)
+	GraphLatent = "latent" // V and ∇V of an MLP's exact latent reduction, plus its basis (export.BuildLatent)
 )
 
 // ONNXFormatVersion is the jarzyn.format_version that Props writes and the
@@ -51,8 +53,11 @@ type ONNXMeta struct {
 	// FormatVersion is jarzyn.format_version as read; Props always writes
 	// ONNXFormatVersion.
 	FormatVersion int
-	// Graph is GraphEnergy or GraphULA; "" means GraphEnergy.
+	// Graph is GraphEnergy, GraphULA or GraphLatent; "" means GraphEnergy.
 	Graph string
+	// LatentOf is, for GraphLatent only, the SHA-256 (hex) of the energy
+	// model file that the latent model reduces (models.Latent).
+	LatentOf string
 	// Family is the energy family; it equals Spec.Family when Spec is set.
 	Family Family
 	// Spec is the architecture; nil when the model carries none (a model not
@@ -113,13 +118,31 @@ func (m ONNXMeta) Dim() int {
 
 func finiteFloat(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // check reports the first inconsistency of m as the key it concerns and
 // what is wrong; key is "" if m is valid. It does not look at FormatVersion.
 func (m ONNXMeta) check() (key, why string) {
 	switch m.Graph {
-	case "", GraphEnergy, GraphULA:
+	case "", GraphEnergy, GraphULA, GraphLatent:
 	default:
-		return KeyGraph, fmt.Sprintf("want %q or %q", GraphEnergy, GraphULA)
+		return KeyGraph, fmt.Sprintf("want %q, %q or %q", GraphEnergy, GraphULA, GraphLatent)
+	}
+	if (m.Graph == GraphLatent) != (m.LatentOf != "") {
+		return KeyLatentOf, fmt.Sprintf("set exactly when %s=%s", KeyGraph, GraphLatent)
+	}
+	if m.LatentOf != "" && !isSHA256Hex(m.LatentOf) {
+		return KeyLatentOf, "want 64 lower-case hex digits (a SHA-256)"
 	}
 	if m.Family == "" {
 		return KeyFamily, "empty"
@@ -220,7 +243,7 @@ func (m ONNXMeta) Props() ([]MetaProp, error) {
 		}
 		props = append(props, MetaProp{KeySpec, string(spec)})
 	}
-	return append(props,
+	props = append(props,
 		MetaProp{KeyBaseMean, string(mean)},
 		MetaProp{KeyBaseStd, formatFloat(m.BaseStd)},
 		MetaProp{KeyDataRange, "[" + formatFloat(m.DataMin) + "," + formatFloat(m.DataMax) + "]"},
@@ -229,7 +252,11 @@ func (m ONNXMeta) Props() ([]MetaProp, error) {
 		MetaProp{KeyLogZEstimate, formatFloat(m.LogZEstimate)},
 		MetaProp{KeyConfigDigest, m.ConfigDigest},
 		MetaProp{KeyGraph, graph},
-	), nil
+	)
+	if m.LatentOf != "" {
+		props = append(props, MetaProp{KeyLatentOf, m.LatentOf})
+	}
+	return props, nil
 }
 
 // ParseONNXMeta reads the jarzyn metadata_props of an ONNX model (e.g. from
@@ -287,6 +314,7 @@ func ParseONNXMeta(props map[string]string, modelVersion int64) (ONNXMeta, error
 	if m.Graph == "" {
 		m.Graph = GraphEnergy
 	}
+	m.LatentOf = get(KeyLatentOf)
 	if get(KeySpec) != "" {
 		var s Spec
 		if err := json.Unmarshal([]byte(get(KeySpec)), &s); err != nil {

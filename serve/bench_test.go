@@ -11,8 +11,11 @@ import (
 // walker-steps per second. One op is one step of the whole batch: one ONNX
 // Runtime Run plus the ULA move (and the weights, when weighted).
 func benchSample(b *testing.B, d, h int, weighted bool, runBatch int) {
+	benchSampleOn(b, mlpModel(b, d, h, 0), weighted, runBatch)
+}
+
+func benchSampleOn(b *testing.B, m *Model, weighted bool, runBatch int) {
 	const n = 4096
-	m := mlpModel(b, d, h, 0)
 	cfg := SampleConfig{N: n, Steps: b.N, StepSize: 1e-3, Seed: 1, Weighted: weighted, RunBatch: runBatch}
 	// warm the batch pool and ONNX Runtime's allocator outside the timing
 	warm := cfg
@@ -51,4 +54,13 @@ func BenchmarkSampleWeighted(b *testing.B) {
 	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
 		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, true, 0) })
 	}
+}
+
+// BenchmarkSampleULALatent is BenchmarkSampleULA's d=784 case with the
+// model's latent reduction loaded (r = 256): the walk runs in ℝ²⁵⁶, plus the
+// map back to ℝ⁷⁸⁴ once per Sample call.
+func BenchmarkSampleULALatent(b *testing.B) {
+	b.Run("d784_H256_N4096", func(b *testing.B) {
+		benchSampleOn(b, loadLatentMLP(b, mlpParams(b, 784, 256, 0), 1e-3, LoadOptions{Name: "mlp", Version: "1"}), false, 0)
+	})
 }

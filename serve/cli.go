@@ -64,7 +64,8 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library (default $"+ortlib.EnvVar+", then "+ortlib.DefaultRel+")")
 	device := fs.String("device", "cpu", "execution provider: cpu, cuda (fail without CUDA) or auto (CUDA, else CPU)")
 	cudaLib := fs.String("cuda-ep-lib", "", "CUDA plugin execution provider libonnxruntime_providers_cuda.so (default $"+CUDAEnvVar+", then next to the ONNX Runtime library)")
-	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (default GOMAXPROCS)")
+	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads per Run (default 1: one Run per core, each on its own walkers)")
+	noLatent := fs.Bool("no-latent", false, "ignore the model's latent reduction (model.latent.onnx) and always sample in the full dimension")
 	return func() (LoadOptions, error) {
 		d, err := ParseDevice(*device)
 		if err != nil {
@@ -73,7 +74,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 		if *threads < 0 {
 			return LoadOptions{}, fmt.Errorf("serve: --threads must be ≥ 0, got %d", *threads)
 		}
-		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads}, nil
+		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent}, nil
 	}
 }
 
@@ -112,6 +113,7 @@ type SampleSummary struct {
 	ESSFraction          *float64 `json:"ess_fraction,omitempty"`
 	LogZ                 *float64 `json:"log_z,omitempty"`
 	Resamplings          int      `json:"resamplings,omitempty"`
+	LatentDim            int      `json:"latent_dim,omitempty"` // r when the walk ran in the latent space
 	WalkerStepsPerSecond float64  `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64  `json:"elapsed_seconds"`
 }
@@ -201,7 +203,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return ExitError
 	}
 	sum := SampleSummary{Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
-		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings,
+		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim,
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds()}
 	if res.Weighted {
 		sum.ESS, sum.ESSFraction, sum.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ

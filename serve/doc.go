@@ -85,16 +85,32 @@
 // Positions live in one contiguous slice that the ONNX Runtime input tensors
 // alias; energy and gradient tensors are created once per batch and reused
 // across steps (and across requests, through a small per-model pool), so a
-// step allocates nothing but ONNX Runtime's own bookkeeping. The batch is
-// evaluated in parts of SampleConfig.RunBatch walkers (DefaultRunBatch, 1024):
-// one goroutine runs the model on part j+1 while the sampler's goroutines
-// move (or weigh) part j, and a part's activations stay in cache. On the
-// 2-core development machine this was 1.3–1.5× faster than one Run of 4096
-// walkers per step for MLPs with d = 2, H = 128 and d = 784, H = 256
-// (BenchmarkSampleULA against BenchmarkSampleULAWholeBatch); RunBatch ≥ N
-// gives one Run per step. Noise is drawn in parallel over fixed chunks of
-// walkers inside each part, each chunk with its own PCG stream derived from
-// the seed and the chunk index, so results depend on the seed and the
-// settings but not on GOMAXPROCS. ONNX Runtime's intra-op threads default to
-// GOMAXPROCS and do not spin between Runs.
+// step allocates nothing but ONNX Runtime's own bookkeeping. On the CPU the
+// session runs one thread per Run, and the batch is cut into parts of
+// SampleConfig.RunBatch walkers (default min(DefaultRunBatch = 1024,
+// ⌈N/cores⌉), rounded to 64): each core takes a fixed share of the parts and
+// evaluates and moves them one after another, so the cores never wait for
+// each other inside a step and a part's activations stay in that core's
+// cache. On the 2-core development machine this beat one multi-threaded Run
+// per step by 1.2–1.6× (BenchmarkSampleULA against
+// BenchmarkSampleULAWholeBatch). The Langevin move is one fused C pass
+// (internal/kernels.ULA32: 8-lane xoshiro128** and Box-Muller in AVX2).
+// Noise comes from fixed chunks of 64 walkers, each with its own stream
+// derived from the seed and the chunk index, so results depend on the seed
+// and the settings of the walk but not on GOMAXPROCS, the run batch or the
+// threads.
+//
+// # Latent sampling
+//
+// An MLP energy sees x only through its first layer x·W0. When that layer is
+// narrower than the input (H0 < d, e.g. MNIST's 784 pixels into 256 units),
+// jarzyn-export also writes model.latent.onnx: the exact reduction of
+// models.Latent, an energy V on ℝʳ (r = H0) and an orthonormal basis Q [d, r].
+// ULA on x splits into ULA on s = (x − μ0)·Q with V and a linear recursion on
+// the rest, whose K-step law is Gaussian in closed form; unweighted sampling
+// then walks in ℝʳ and maps back once (see sampleLatent). The samples have the
+// distribution of the walk in ℝᵈ (tested against it and against the closed
+// form) at a per-step cost independent of d. Weighted sampling, and any run
+// with SampleConfig.FullDim or LoadOptions.NoLatent (--no-latent), walks in
+// ℝᵈ.
 package serve

@@ -35,12 +35,17 @@ type LoadOptions struct {
 	// CUDAProviderLib is libonnxruntime_providers_cuda.so; empty means
 	// JARZYN_ORT_CUDA_EP, then the ONNX Runtime library's folder.
 	CUDAProviderLib string
-	// Threads is ONNX Runtime's intra-op thread count. The default value (0)
-	// is GOMAXPROCS.
+	// Threads is ONNX Runtime's intra-op thread count per Run. The default
+	// value (0) is 1: on the CPU the sampler runs GOMAXPROCS/Threads Runs at
+	// once, each on its own walkers, which keeps every core busy without
+	// ONNX Runtime's per-op synchronisation.
 	Threads int
 	// Spin lets ONNX Runtime's threads spin between Runs. The default value is
 	// false: the sampler's goroutines use the cores between Runs.
 	Spin bool
+	// NoLatent skips the latent model beside an MLP energy model, so that
+	// every run samples in d dimensions. The default value is false.
+	NoLatent bool
 	// Logger receives load-time messages. The default value is slog.Default().
 	Logger *slog.Logger
 	// Name and Version label the model in the HTTP API and metrics. The
@@ -52,7 +57,7 @@ func (o LoadOptions) threads() int {
 	if o.Threads > 0 {
 		return o.Threads
 	}
-	return max(1, runtime.GOMAXPROCS(0))
+	return 1
 }
 
 func (o LoadOptions) logger() *slog.Logger {
@@ -94,6 +99,8 @@ type ModelInfo struct {
 	ConfigDigest string `json:"config_digest,omitempty"`
 	// ModelVersion is the ONNX model_version field.
 	ModelVersion int64 `json:"model_version"`
+	// LatentOf is set on latent models only (models.ONNXMeta.LatentOf).
+	LatentOf string `json:"-"`
 	// Meta holds every metadata_props entry verbatim.
 	Meta map[string]string `json:"-"`
 }
@@ -115,8 +122,12 @@ type Model struct {
 	Device Device
 	// Threads is the intra-op thread count of its session.
 	Threads int
+	// Lanes is the number of Runs worth running at once on different walkers:
+	// GOMAXPROCS/Threads on the CPU, 1 on CUDA.
+	Lanes int
 
-	sess *ort.DynamicAdvancedSession
+	sess   *ort.DynamicAdvancedSession
+	latent *latentModel // nil unless loaded (LoadModel)
 
 	poolMu    sync.Mutex
 	pool      map[poolKey][]*Batch
@@ -130,10 +141,30 @@ const maxPoolBytes = 256 << 20
 // LoadModel reads and checks an exported model and creates its session.
 // Every failure (missing, truncated or foreign file, wrong inputs or outputs,
 // missing jarzyn metadata) is one error that names the file.
+//
+// Beside an MLP energy model, the exact latent reduction that jarzyn-export
+// writes (models.LatentPath: model.latent.onnx) is loaded too unless
+// opt.NoLatent; unweighted sampling then runs in its r dimensions (see
+// Sample). A latent file that does not belong to this model (its
+// jarzyn.latent_of is another file's SHA-256) or fails to load is skipped
+// with a warning: sampling stays correct, in d dimensions.
 func LoadModel(path string, opt LoadOptions) (*Model, error) {
+	m, data, err := loadModelFile(path, opt, models.GraphEnergy)
+	if err != nil {
+		return nil, err
+	}
+	if !opt.NoLatent && m.Info.Family == string(models.MLP) {
+		m.latent = loadLatent(path, data, &m.Info, opt)
+	}
+	return m, nil
+}
+
+// loadModelFile loads a model whose jarzyn.graph is graph and returns it
+// with the file's bytes.
+func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, error) {
 	lib, err := ortlib.Init(opt.ORTLib)
 	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
+		return nil, nil, fmt.Errorf("serve: %w", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -141,25 +172,25 @@ func LoadModel(path string, opt LoadOptions) (*Model, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("serve: model %s: %v", path, err)
+		return nil, nil, fmt.Errorf("serve: model %s: %v", path, err)
 	}
 	if len(data) == 0 {
-		return nil, fmt.Errorf("serve: model %s: empty file", path)
+		return nil, nil, fmt.Errorf("serve: model %s: empty file", path)
 	}
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return nil, fmt.Errorf("serve: model %s is not a loadable ONNX model (truncated or damaged?): %v", path, err)
+		return nil, nil, fmt.Errorf("serve: model %s is not a loadable ONNX model (truncated or damaged?): %v", path, err)
 	}
-	info, err := readMetadata(path, data)
+	info, err := readMetadata(path, data, graph)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkIO(path, ins, outs, info.DataShape); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	so, dev, err := sessionOptions(opt, lib)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer so.Destroy()
 	var sess *ort.DynamicAdvancedSession
@@ -174,9 +205,12 @@ func LoadModel(path string, opt LoadOptions) (*Model, error) {
 		err = create()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("serve: model %s: creating the %s session failed: %v", path, dev, err)
+		return nil, nil, fmt.Errorf("serve: model %s: creating the %s session failed: %v", path, dev, err)
 	}
-	m := &Model{Info: *info, Name: opt.Name, Version: opt.Version, Device: dev, Threads: opt.threads(), sess: sess, pool: map[poolKey][]*Batch{}}
+	m := &Model{Info: *info, Name: opt.Name, Version: opt.Version, Device: dev, Threads: opt.threads(), Lanes: 1, sess: sess, pool: map[poolKey][]*Batch{}}
+	if dev == DeviceCPU {
+		m.Lanes = max(1, runtime.GOMAXPROCS(0)/m.Threads)
+	}
 	// One evaluation at μ0 proves the graph runs and initialises the device
 	// (CUDA creates its context on the first Run).
 	warm := func() error {
@@ -203,15 +237,15 @@ func LoadModel(path string, opt LoadOptions) (*Model, error) {
 	}
 	if err != nil {
 		sess.Destroy()
-		return nil, fmt.Errorf("serve: model %s: test evaluation failed: %v", path, err)
+		return nil, nil, fmt.Errorf("serve: model %s: test evaluation failed: %v", path, err)
 	}
 	opt.logger().Info("model loaded", "path", path, "name", opt.Name, "version", opt.Version, "family", info.Family,
 		"data_shape", info.DataShape, "device", string(dev), "threads", m.Threads, "ort", lib)
-	return m, nil
+	return m, data, nil
 }
 
 // readMetadata parses the jarzyn.* metadata of an ONNX model.
-func readMetadata(path string, data []byte) (*ModelInfo, error) {
+func readMetadata(path string, data []byte, graph string) (*ModelInfo, error) {
 	md, err := ort.GetModelMetadataWithONNXData(data)
 	if err != nil {
 		return nil, fmt.Errorf("serve: model %s: reading metadata: %v", path, err)
@@ -234,24 +268,34 @@ func readMetadata(path string, data []byte) (*ModelInfo, error) {
 		version = v
 	}
 	info := &ModelInfo{Path: path, Meta: meta}
-	if err := info.parseMeta(meta, version); err != nil {
+	if err := info.parseMeta(meta, version, graph); err != nil {
 		return nil, fmt.Errorf("serve: model %s: %v", path, err)
 	}
 	return info, nil
 }
 
 // parseMeta fills info from metadata_props (models.ParseONNXMeta, which
-// names the key in its errors) and the ONNX model_version. Serve runs energy
-// models only: a fused sampling graph (jarzyn.graph=ula) is refused.
-func (info *ModelInfo) parseMeta(meta map[string]string, modelVersion int64) error {
+// names the key in its errors) and the ONNX model_version. The model must
+// hold the graph wanted: serve runs energy models, and their latent
+// reductions beside them; a fused sampling graph (jarzyn.graph=ula) is
+// refused.
+func (info *ModelInfo) parseMeta(meta map[string]string, modelVersion int64, graph string) error {
 	m, err := models.ParseONNXMeta(meta, modelVersion)
 	if err != nil {
 		return err
 	}
-	if m.Graph != models.GraphEnergy {
+	switch {
+	case m.Graph == graph:
+	case m.Graph == models.GraphULA:
 		return fmt.Errorf("bad metadata %s=%q: this file holds a fused sampling graph; serve the energy model (%s=%s) exported next to it",
 			models.KeyGraph, meta[models.KeyGraph], models.KeyGraph, models.GraphEnergy)
+	case m.Graph == models.GraphLatent:
+		return fmt.Errorf("bad metadata %s=%q: this file holds the latent reduction of another model; serve that energy model (%s=%s), whose file name is this one's without .latent",
+			models.KeyGraph, meta[models.KeyGraph], models.KeyGraph, models.GraphEnergy)
+	default:
+		return fmt.Errorf("bad metadata %s=%q: want %s", models.KeyGraph, meta[models.KeyGraph], graph)
 	}
+	info.LatentOf = m.LatentOf
 	info.FormatVersion = m.FormatVersion
 	info.Family = string(m.Family)
 	info.DataShape = m.DataShape
@@ -330,10 +374,10 @@ func joinInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-// DefaultRunBatch is the default number of walkers per ONNX Runtime Run.
-// Measured on the 2-core CPU machine (MLP d=2 H=128 and d=784 H=256, 4096
-// walkers), runs of 512–2048 walkers were ~20% faster than one run of 4096:
-// the activations of a part stay in cache.
+// DefaultRunBatch is the default number of walkers per ONNX Runtime Run on
+// the CPU. Measured on the 2-core CPU machine (MLP d=2 H=128 and d=784
+// H=256, 4096 walkers, one single-threaded Run per core), parts of 1024 were
+// the fastest: a part's activations stay in cache.
 const DefaultRunBatch = 1024
 
 // Batch holds the preallocated tensors for N walkers: positions X
@@ -353,16 +397,24 @@ type batchPart struct {
 	inputs, outputs []ort.Value
 }
 
+// partSize is the walkers per part of a batch of n for a requested run batch
+// (0: DefaultRunBatch): a multiple of chunkWalkers, at most n.
+func partSize(n, runBatch int) int {
+	if runBatch <= 0 {
+		runBatch = DefaultRunBatch
+	}
+	runBatch = (runBatch + chunkWalkers - 1) / chunkWalkers * chunkWalkers
+	return min(runBatch, n)
+}
+
 // NewBatch allocates tensors for n walkers evaluated in parts of at most
-// runBatch walkers (0: DefaultRunBatch; ≥ n: one part).
+// runBatch walkers (0: DefaultRunBatch; ≥ n: one part), rounded up to a
+// multiple of 64 walkers.
 func (m *Model) NewBatch(n, runBatch int) (*Batch, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("serve: batch size must be > 0, got %d", n)
 	}
-	if runBatch <= 0 {
-		runBatch = DefaultRunBatch
-	}
-	runBatch = min(runBatch, n)
+	runBatch = partSize(n, runBatch)
 	d := m.Info.Dim
 	b := &Batch{N: n, RunBatch: runBatch, X: make([]float32, n*d), Energy: make([]float32, n), Grad: make([]float32, n*d)}
 	for lo := 0; lo < n; lo += runBatch {
@@ -406,15 +458,32 @@ func (b *Batch) Destroy() {
 
 func (b *Batch) bytes() int { return 4 * (len(b.X) + len(b.Energy) + len(b.Grad)) }
 
-// Eval runs the model on the whole batch, part by part: Energy ← U(X),
-// Grad ← ∇ₓU(X). ro may be nil; a terminated RunOptions aborts the Run.
+// Eval runs the model on the whole batch: Energy ← U(X), Grad ← ∇ₓU(X).
+// Up to Lanes parts run at once. ro may be nil; a terminated RunOptions
+// aborts the Runs.
 func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
-	for j := range b.parts {
-		if err := m.evalPart(b, j, ro); err != nil {
-			return err
+	lanes := min(m.Lanes, len(b.parts))
+	if lanes <= 1 {
+		for j := range b.parts {
+			if err := m.evalPart(b, j, ro); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return nil
+	errs := make([]error, lanes)
+	var wg sync.WaitGroup
+	for w := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := w * len(b.parts) / lanes; j < (w+1)*len(b.parts)/lanes && errs[w] == nil; j++ {
+				errs[w] = m.evalPart(b, j, ro)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // evalPart runs the model on part j of the batch.
@@ -430,10 +499,7 @@ type poolKey struct{ n, runBatch int }
 
 // getBatch takes a batch from the pool or allocates one.
 func (m *Model) getBatch(n, runBatch int) (*Batch, error) {
-	if runBatch <= 0 {
-		runBatch = DefaultRunBatch
-	}
-	k := poolKey{n, min(runBatch, n)}
+	k := poolKey{n, partSize(n, runBatch)}
 	m.poolMu.Lock()
 	if l := m.pool[k]; len(l) > 0 {
 		b := l[len(l)-1]
@@ -470,12 +536,16 @@ func (m *Model) Close() error {
 	}
 	m.pool, m.poolBytes = map[poolKey][]*Batch{}, 0
 	m.poolMu.Unlock()
-	if m.sess == nil {
-		return nil
+	var errs []error
+	if m.latent != nil {
+		errs = append(errs, m.latent.close())
+		m.latent = nil
 	}
-	err := m.sess.Destroy()
-	m.sess = nil
-	return err
+	if m.sess != nil {
+		errs = append(errs, m.sess.Destroy())
+		m.sess = nil
+	}
+	return errors.Join(errs...)
 }
 
 // Describe writes a one-line human summary of the model.

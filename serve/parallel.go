@@ -6,27 +6,26 @@ import (
 	"sync"
 )
 
-// chunkElems is the number of walker coordinates per noise chunk. Chunks are
-// a fixed function of (N, d, run batch) — never of GOMAXPROCS — and each has
-// its own random stream, so samples depend only on the seed and the settings.
-const chunkElems = 8192
+// chunkWalkers is the number of walkers per noise chunk. Chunks are fixed
+// runs of walkers [64c, 64c+64), and each has its own random stream, so
+// samples depend only on the seed, N and the settings of the walk — never on
+// GOMAXPROCS, the run batch or which goroutine moves which walkers. Batch
+// parts are multiples of it, so a chunk never straddles two parts.
+const chunkWalkers = 64
 
-// chunking splits the walkers of each batch part into fixed chunks that never
-// straddle a part.
+// chunking lists the chunks of a batch and the chunks of each batch part.
 type chunking struct {
 	ranges [][2]int // walker range [lo, hi) of each chunk
 	parts  [][2]int // chunk range [first, end) of each batch part
 }
 
-func newChunking(b *Batch, d int) chunking {
-	per := max(1, chunkElems/d)
+func newChunking(b *Batch) chunking {
 	var c chunking
+	for lo := 0; lo < b.N; lo += chunkWalkers {
+		c.ranges = append(c.ranges, [2]int{lo, min(b.N, lo+chunkWalkers)})
+	}
 	for _, p := range b.parts {
-		first := len(c.ranges)
-		for lo := p.lo; lo < p.hi; lo += per {
-			c.ranges = append(c.ranges, [2]int{lo, min(p.hi, lo+per)})
-		}
-		c.parts = append(c.parts, [2]int{first, len(c.ranges)})
+		c.parts = append(c.parts, [2]int{p.lo / chunkWalkers, (p.hi + chunkWalkers - 1) / chunkWalkers})
 	}
 	return c
 }

@@ -64,20 +64,24 @@ type SampleConfig struct {
 	ResampleThreshold float64
 	// ResampleScheme is systematic (the default) or multinomial.
 	ResampleScheme smc.Scheme
-	// Workers is the number of goroutines for noise and weights. The default
-	// value (0) is GOMAXPROCS. Results do not depend on it.
+	// Workers is the number of goroutines (on the CPU: of concurrent Runs,
+	// each on its own batch parts). The default value (0) is GOMAXPROCS.
+	// Results do not depend on it.
 	Workers int
-	// RunBatch is the number of walkers per ONNX Runtime Run: each step
-	// evaluates the batch in parts of this size, and moves (or weighs) one
-	// part while the next is evaluated. The default value (0) is
-	// DefaultRunBatch on the CPU and N on CUDA; a value ≥ N gives one Run per
-	// step on the whole batch.
-	// The random streams follow the parts, so results depend on it (and on the
-	// seed, N and h) but not on GOMAXPROCS or Workers.
+	// RunBatch is the number of walkers per ONNX Runtime Run, rounded up to a
+	// multiple of 64: each step evaluates the batch in parts of this size.
+	// The default value (0) is min(DefaultRunBatch, ⌈N/cores⌉) on the CPU and
+	// N on CUDA; a value ≥ N gives one Run per step on the whole batch.
+	// Results do not depend on it.
 	RunBatch int
 	// Progress, when set, is called after every step with the steps done and
 	// the total.
 	Progress func(done, total int)
+	// FullDim samples in the model's d dimensions even when its latent model
+	// is loaded (see Sample). The default value is false.
+	FullDim bool
+
+	start []float32 // starting points instead of Init (the latent sampler's)
 }
 
 // DefaultSampleConfig returns the defaults: 1000 walkers, 100 steps, the
@@ -169,6 +173,9 @@ type Result struct {
 	// WalkerSteps is N·(Steps+ExtraSteps); Elapsed the wall time of the steps.
 	WalkerSteps int64
 	Elapsed     time.Duration
+	// LatentDim is r when the walk ran in the model's latent space, 0 when
+	// it ran in d dimensions.
+	LatentDim int
 }
 
 // WalkerStepsPerSecond is the sampler's throughput.
@@ -182,15 +189,32 @@ func (r *Result) WalkerStepsPerSecond() float64 {
 // Sample runs the sampler on m. It stops at the next step (or inside the
 // current model evaluation) when ctx is cancelled and returns an error
 // wrapping ctx.Err().
+//
+// Unweighted runs on an MLP whose latent model is loaded (LoadModel) walk in
+// its r dimensions instead of d, unless cfg.FullDim: the result has the same
+// distribution (the reduction is exact, see sampleLatent) at a cost per step
+// that does not depend on d. Weighted runs always walk in d dimensions.
 func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err := cfg.Validate(&m.Info); err != nil {
 		return nil, err
 	}
-	if cfg.RunBatch == 0 && (m.Device == DeviceCUDA || heavyModel(&m.Info)) {
-		// a GPU wants the whole batch: every Run copies host↔device; so does a
-		// large model on the CPU, where the Run dominates and smaller parts only
-		// cost GEMM efficiency (measured: 1.7× at d=784, H=256)
-		cfg.RunBatch = cfg.N
+	if m.latent != nil && !cfg.Weighted && !cfg.FullDim {
+		return sampleLatent(ctx, m, m.latent, cfg)
+	}
+	if cfg.RunBatch == 0 {
+		switch {
+		case m.Lanes > 1 && cfg.Workers != 1:
+			// one single-threaded Run per core, each on its own parts
+			lanes := m.Lanes
+			if cfg.Workers > 0 {
+				lanes = min(lanes, cfg.Workers)
+			}
+			cfg.RunBatch = min(DefaultRunBatch, (cfg.N+lanes-1)/lanes)
+		case m.Device == DeviceCUDA || heavyModel(&m.Info):
+			// a GPU wants the whole batch: every Run copies host↔device; so
+			// does a large model run by multi-threaded Runs
+			cfg.RunBatch = cfg.N
+		}
 	}
 	b, err := m.getBatch(cfg.N, cfg.RunBatch)
 	if err != nil {
@@ -232,12 +256,20 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	}
 	res := s.result()
 	res.Elapsed = time.Since(start)
-	for i, v := range res.Samples {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("serve: walker %d %w (coordinate %d is %v); try a smaller h than %g", i/s.d, ErrDiverged, i%s.d, v, s.h)
-		}
+	if err := checkFinite(res, s.h); err != nil {
+		return nil, err
 	}
 	return res, nil
+}
+
+// checkFinite fails with ErrDiverged when a sample is NaN or infinite.
+func checkFinite(res *Result, h float64) error {
+	for i, v := range res.Samples {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("serve: walker %d %w (coordinate %d is %v); try a smaller h than %g", i/res.Dim, ErrDiverged, i%res.Dim, v, h)
+		}
+	}
+	return nil
 }
 
 // sampler is the state of one run. Positions live in the batch's input
@@ -271,7 +303,10 @@ type sampler struct {
 	tmp64       []float64
 	resampleRNG *rand.Rand
 
-	initBaseFn, initUniformFn, ulaFn, moveFn, weightFn func(w int)
+	initBaseFn, initUniformFn func(w int)
+	ulaFn, moveFn, weightFn   func(lo, hi int)
+	lanes                     bool    // parts run concurrently, one Run per lane (see step)
+	errs                      []error // per lane, for step
 }
 
 func newSampler(m *Model, b *Batch, cfg SampleConfig) *sampler {
@@ -279,7 +314,7 @@ func newSampler(m *Model, b *Batch, cfg SampleConfig) *sampler {
 	if s.h == 0 {
 		s.h = m.Info.StepSize
 	}
-	s.ch = newChunking(b, s.d)
+	s.ch = newChunking(b)
 	s.rngs = make([]*rand.Rand, len(s.ch.ranges))
 	for c := range s.rngs {
 		s.rngs[c] = newStream(cfg.Seed, uint64(c))
@@ -288,14 +323,16 @@ func newSampler(m *Model, b *Batch, cfg SampleConfig) *sampler {
 	if w == 0 {
 		w = defaultWorkers()
 	}
-	most := 0
-	for _, pr := range s.ch.parts {
-		most = max(most, pr[1]-pr[0])
+	if lanes := min(w, m.Lanes, len(s.ch.parts)); lanes > 1 {
+		s.lanes = true
+		s.pool = newWorkers(lanes)
+		s.errs = make([]error, lanes)
+	} else {
+		s.pool = newWorkers(min(w, len(s.ch.ranges)))
 	}
-	s.pool = newWorkers(min(w, most))
 	s.mu = m.Info.BaseMean
 	s.invVar = 1 / (m.Info.BaseStd * m.Info.BaseStd)
-	s.initBaseFn, s.initUniformFn, s.ulaFn, s.moveFn, s.weightFn = s.initBase, s.initUniform, s.ula, s.move, s.weigh
+	s.initBaseFn, s.initUniformFn, s.ulaFn, s.moveFn, s.weightFn = s.initBase, s.initUniform, s.ulaChunks, s.move, s.weigh
 	return s
 }
 
@@ -340,66 +377,82 @@ func (s *sampler) initUniform(w int) {
 	}
 }
 
-// ula moves the walkers of the current chunks by one ULA step with the
+// ulaChunks moves the walkers of chunks [lo, hi) by one ULA step with the
 // model's gradient.
-func (s *sampler) ula(w int) {
-	lo, hi := s.pool.span(w, s.cLo, s.cHi)
+func (s *sampler) ulaChunks(lo, hi int) {
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
 		smc.ULA(s.b.X[a*s.d:z*s.d], s.b.Grad[a*s.d:z*s.d], s.h, s.rngs[c])
 	}
 }
 
-// evaluator runs the model on batch parts in its own goroutine, in the
-// order they are queued, so that ONNX Runtime works on one part while the
-// sampler's goroutines move or weigh another. Parts are disjoint rows of the
-// batch, and the channels order every access.
-type evaluator struct {
-	todo chan int      // parts to evaluate
-	done chan int      // evaluated parts, in order; −1 after an error
-	err  error         // set before −1 is sent
-	exit chan struct{} // closed when the goroutine ends
-}
-
-func (s *sampler) startEvaluator(ctx context.Context, ro *ort.RunOptions) *evaluator {
-	np := len(s.ch.parts)
-	e := &evaluator{todo: make(chan int, np), done: make(chan int, np), exit: make(chan struct{})}
-	go func() {
-		defer close(e.exit)
-		failed := false
-		for j := range e.todo {
-			if failed {
-				continue
-			}
-			err := ctx.Err()
-			if err == nil {
-				if err = s.m.evalPart(s.b, j, ro); err != nil && ctx.Err() != nil {
-					err = ctx.Err()
-				}
-			}
-			if err != nil {
-				e.err, failed = err, true
-				e.done <- -1
-				continue
-			}
-			e.done <- j
-		}
-	}()
-	return e
-}
-
-// next waits for the next evaluated part.
-func (e *evaluator) next() (int, error) {
-	if j := <-e.done; j >= 0 {
-		return j, nil
+// evalPart runs the model on part j; after a cancellation the error is
+// ctx's.
+func (s *sampler) evalPart(ctx context.Context, j int, ro *ort.RunOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return -1, e.err
+	if err := s.m.evalPart(s.b, j, ro); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
 }
 
-// stop ends the goroutine and waits for it.
-func (e *evaluator) stop() {
-	close(e.todo)
-	<-e.exit
+// step runs one step on the whole batch: before on every chunk, the model,
+// then after on every chunk (either may be nil). With lanes, each of the
+// pool's goroutines takes a fixed share of the batch parts and runs them one
+// after another, before → Run → after, with no other synchronisation: the
+// cores never wait for each other within a step, and a part's data stays in
+// that core's cache. Without lanes (CUDA, or multi-threaded Runs) the pool
+// works on all chunks around one evaluation of the batch.
+func (s *sampler) step(ctx context.Context, ro *ort.RunOptions, before, after func(lo, hi int)) error {
+	if !s.lanes {
+		all := len(s.ch.ranges)
+		if before != nil {
+			s.forChunks(0, all, func(w int) { before(s.pool.span(w, 0, all)) })
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.m.Eval(s.b, ro); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if after != nil {
+			s.forChunks(0, all, func(w int) { after(s.pool.span(w, 0, all)) })
+		}
+		return nil
+	}
+	for w := range s.errs {
+		s.errs[w] = nil
+	}
+	s.pool.run(func(w int) {
+		np := len(s.ch.parts)
+		for j := w * np / s.pool.n; j < (w+1)*np/s.pool.n; j++ {
+			c := s.ch.parts[j]
+			if before != nil {
+				before(c[0], c[1])
+			}
+			if err := s.evalPart(ctx, j, ro); err != nil {
+				s.errs[w] = err
+				return
+			}
+			if after != nil {
+				after(c[0], c[1])
+			}
+		}
+	})
+	for _, err := range s.errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopped wraps an evaluation error with the step it happened at.
@@ -410,33 +463,26 @@ func (s *sampler) stopped(k int, err error) error {
 	return err
 }
 
-// runULA: each step evaluates every part and moves it as soon as its
-// gradient is there, while the next part is evaluated.
-func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
-	if s.cfg.Init == InitUniform {
+// initialize sets the starting points: cfg.start when given, else draws
+// from cfg.Init.
+func (s *sampler) initialize() {
+	switch {
+	case s.cfg.start != nil:
+		copy(s.b.X, s.cfg.start)
+	case s.cfg.Init == InitUniform:
 		s.forChunks(0, len(s.ch.ranges), s.initUniformFn)
-	} else {
+	default:
 		s.forChunks(0, len(s.ch.ranges), s.initBaseFn)
 	}
-	if s.total == 0 {
-		return nil
-	}
-	e := s.startEvaluator(ctx, ro)
-	defer e.stop()
-	np := len(s.ch.parts)
-	for j := 0; j < np; j++ {
-		e.todo <- j
-	}
+}
+
+// runULA: each step evaluates the model and moves the walkers by its
+// gradient, part by part.
+func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
+	s.initialize()
 	for k := 0; k < s.total; k++ {
-		for range np {
-			j, err := e.next()
-			if err != nil {
-				return s.stopped(k, err)
-			}
-			s.forPart(j, s.ulaFn)
-			if k+1 < s.total {
-				e.todo <- j
-			}
+		if err := s.step(ctx, ro, nil, s.ulaFn); err != nil {
+			return s.stopped(k, err)
 		}
 		if s.cfg.Progress != nil {
 			s.cfg.Progress(k+1, s.total)
@@ -445,10 +491,9 @@ func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
 	return nil
 }
 
-// move saves the positions of the current chunks and moves them by ULA at
+// move saves the positions of chunks [lo, hi) and moves them by ULA at
 // the current β, whose gradient is cached in gBeta.
-func (s *sampler) move(w int) {
-	lo, hi := s.pool.span(w, s.cLo, s.cHi)
+func (s *sampler) move(lo, hi int) {
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
 		x := s.b.X[a*s.d : z*s.d]
@@ -457,11 +502,10 @@ func (s *sampler) move(w int) {
 	}
 }
 
-// weigh computes U_β1, ∇U_β1 at the new positions of the current chunks from
+// weigh computes U_β1, ∇U_β1 at the new positions of chunks [lo, hi) from
 // the model's outputs and adds the Jarzynski increment of SPEC §2 to every
 // walker's log-weight.
-func (s *sampler) weigh(w int) {
-	lo, hi := s.pool.span(w, s.cLo, s.cHi)
+func (s *sampler) weigh(lo, hi int) {
 	beta := s.beta1
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
@@ -491,9 +535,8 @@ func (s *sampler) betaAt(k int) float64 {
 	return float64(k) / float64(s.cfg.Steps)
 }
 
-// runWeighted: each step moves every part (queueing it for evaluation at
-// once), then weighs the parts as their evaluations arrive; the resampling
-// decision needs all weights, so steps do not overlap.
+// runWeighted: each step moves, evaluates and weighs every part; the
+// resampling decision needs all weights, so it waits for the whole step.
 func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 	n, d := s.n, s.d
 	s.xPrev = make([]float32, n*d)
@@ -521,21 +564,10 @@ func (s *sampler) runWeighted(ctx context.Context, ro *ort.RunOptions) error {
 		}
 		s.u[i] = 0.5 * s.invVar * ub
 	}
-	e := s.startEvaluator(ctx, ro)
-	defer e.stop()
-	np := len(s.ch.parts)
 	for k := 0; k < s.total; k++ {
 		s.beta1 = s.betaAt(k + 1)
-		for j := 0; j < np; j++ {
-			s.forPart(j, s.moveFn)
-			e.todo <- j
-		}
-		for range np {
-			j, err := e.next()
-			if err != nil {
-				return s.stopped(k, err)
-			}
-			s.forPart(j, s.weightFn)
+		if err := s.step(ctx, ro, s.moveFn, s.weightFn); err != nil {
+			return s.stopped(k, err)
 		}
 		s.gBeta, s.gNew = s.gNew, s.gBeta
 		for i, a := range s.logW {

@@ -18,37 +18,19 @@ type Float interface{ ~float32 | ~float64 }
 
 // ULA moves x in place by one unadjusted Langevin step at step size h:
 // x ← x − h·g + √(2h)·ξ, with ξ ~ N(0, I). For float64 positions ξ comes
-// from rng.NormFloat64; for float32 positions from kernels.Normal32 (a
-// vectorised Box-Muller about 4× faster) keyed by one rng.Uint64 draw.
-// Either way the result depends only on rng's state.
+// from rng.NormFloat64; for float32 positions the whole move is one pass of
+// kernels.ULA32 (vectorised Box-Muller noise fused with the update), its noise
+// stream keyed by one rng.Uint64 draw. Either way the result depends only on
+// rng's state.
 func ULA[T Float](x, g []T, h float64, rng *rand.Rand) {
 	s := math.Sqrt(2 * h)
 	if x32, ok := any(x).([]float32); ok {
-		g32 := any(g).([]float32)
-		buf := noiseBuf(len(x32))
-		kernels.Normal32(*buf, rng.Uint64())
-		hs, ss := float32(h), float32(s)
-		for i, z := range (*buf)[:len(x32)] {
-			x32[i] = x32[i] - hs*g32[i] + ss*z
-		}
-		noisePool.Put(buf)
+		kernels.ULA32(x32, any(g).([]float32), float32(h), float32(s), rng.Uint64())
 		return
 	}
 	for i := range x {
 		x[i] = T(float64(x[i]) - h*float64(g[i]) + s*rng.NormFloat64())
 	}
-}
-
-var noisePool sync.Pool
-
-// noiseBuf returns a pooled float32 buffer of length n.
-func noiseBuf(n int) *[]float32 {
-	if b, ok := noisePool.Get().(*[]float32); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]float32, n)
-	return &b
 }
 
 // LogWeightIncrement returns ΔA for one walker that moved from x0 to x1 while

@@ -7,7 +7,10 @@
 // checkpoint), builds the ONNX graph of U and ∇ₓU with export.Build, evaluates
 // it with ONNX Runtime on --n inputs and compares with the training engine's
 // float32 numbers (train.EvalEnergy). Above export.Tolerance it fails and
-// leaves nothing at --out.
+// leaves nothing at --out. For an MLP whose first layer is narrower than its
+// input it also writes the exact latent reduction (export.BuildLatent) beside
+// it as model.latent.onnx, checked the same way, which jarzyn-serve uses to
+// sample in r instead of d dimensions.
 package main
 
 import (
@@ -65,5 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s (%s d=%d, %d bytes) from %s\n", res.Out, res.Spec.Family, res.Spec.Dim, res.Bytes, res.Source)
 	fmt.Fprintf(stdout, "parity vs %s on %d inputs (half base Gaussian, half %s): max relative error energy %.2e, grad %.2e (tolerance %g)\n",
 		res.Reference, res.N, res.DataLike, res.EnergyErr, res.GradErr, export.Tolerance)
+	if res.LatentOut != "" {
+		fmt.Fprintf(stdout, "wrote %s (exact latent reduction d=%d → r=%d for sampling; parity energy %.2e, grad %.2e)\n",
+			res.LatentOut, res.Spec.Dim, res.LatentRank, res.LatentEnergyErr, res.LatentGradErr)
+	}
 	return nil
 }

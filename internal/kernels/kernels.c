@@ -105,9 +105,15 @@ int jz_has_avx2_fma(void) {
 #endif
 }
 
+static int force_scalar;
+
+void jz_set_scalar(int on) { force_scalar = on; }
+
+int jz_use_avx2(void) { return !force_scalar && jz_has_avx2_fma(); }
+
 void jz_silu_f32(const float *x, float *out, long n) {
 #ifdef JZ_AVX2
-	if (jz_has_avx2_fma()) {
+	if (jz_use_avx2()) {
 		silu_avx2(x, out, n);
 		return;
 	}
@@ -117,7 +123,7 @@ void jz_silu_f32(const float *x, float *out, long n) {
 
 void jz_silu_grad_f32(const float *x, const float *y, const float *gy, float *out, long n) {
 #ifdef JZ_AVX2
-	if (jz_has_avx2_fma()) {
+	if (jz_use_avx2()) {
 		silu_grad_avx2(x, y, gy, out, n);
 		return;
 	}

@@ -1,8 +1,8 @@
-// Package kernels holds elementwise float32 kernels for the MLP activations
-// (SiLU, its derivative) that the training graphs run on every walker. With
-// cgo they are C loops the compiler vectorises (AVX2 where the CPU has it,
-// chosen at run time; SSE2 otherwise); without cgo, plain Go loops compute the
-// same functions.
+// Package kernels holds elementwise float32 kernels that run on every walker:
+// the MLP activations (SiLU, its derivative) of the training graphs and the
+// Gaussian noise of the Langevin move (Normal32, ULA32). With cgo they are C
+// loops, AVX2 where the CPU has it (chosen at run time), scalar otherwise;
+// without cgo, plain Go loops compute the same functions.
 package kernels
 
 // SiLU writes out[i] = x[i]·σ(x[i]).
@@ -23,7 +23,27 @@ func SiLUGrad(x, y, gy, out []float32) {
 }
 
 // Normal32 fills out with independent standard normal draws from the stream
-// named by key (xoshiro128** uniforms with 24-bit resolution, Box-Muller; the
-// largest |draw| is about 5.8). The same key gives the same numbers on the
-// same machine and build.
+// named by key. The stream is eight xoshiro128** generators run side by side,
+// lane j seeded from the splitmix64 outputs 2j and 2j+1 of key. Each block of
+// 16 draws takes one 24-bit uniform u1 ∈ (0, 1] and then one u2 ∈ [0, 1) from
+// every lane and applies Box-Muller: draw j is √(−2 ln u1_j)·cos 2πu2_j and
+// draw 8+j the same with sin (the largest |draw| is about 5.8). A length that
+// is not a multiple of 16 takes the first draws of one more block.
+//
+// Every implementation (AVX2, scalar C, pure Go) uses the same uniforms in
+// the same order, but evaluates the transform differently (float32
+// polynomials with AVX2, float64 libm or Go math otherwise), so draws may
+// differ between them in the last bits (about 1e-6). The same key gives the
+// same numbers on the same machine and build.
 func Normal32(out []float32, key uint64) { normal32(out, key) }
+
+// ULA32 moves x by one unadjusted Langevin step in a single pass:
+// x[i] ← x[i] − h·g[i] + s·z[i], where z is the stream Normal32 draws for key
+// (up to float32 rounding; the vectorised path uses FMAs). For the ULA move at
+// step size δ, h = δ and s = √(2δ). It panics if g is shorter than x.
+func ULA32(x, g []float32, h, s float32, key uint64) {
+	if len(g) < len(x) {
+		panic("kernels: gradient shorter than positions")
+	}
+	ula32(x, g[:len(x)], h, s, key)
+}

@@ -1,4 +1,4 @@
-// Elementwise float32 activation kernels (see kernels.go).
+// Float32 kernels (see kernels.go): activations and Langevin noise.
 #ifndef JARZYN_KERNELS_H
 #define JARZYN_KERNELS_H
 
@@ -6,11 +6,27 @@
 // (the vectorised paths); 0 on other architectures.
 int jz_has_avx2_fma(void);
 
+// jz_use_avx2 reports whether the kernels take their vectorised paths: the CPU
+// has AVX2 and FMA and jz_set_scalar has not turned them off.
+int jz_use_avx2(void);
+
+// jz_set_scalar(1) makes every kernel take its scalar path (for tests);
+// jz_set_scalar(0) restores the default.
+void jz_set_scalar(int on);
+
 void jz_silu_f32(const float *x, float *out, long n);
 void jz_silu_grad_f32(const float *x, const float *y, const float *gy, float *out, long n);
 
-#endif
-
 // jz_normal_f32 fills out[0..n) with independent N(0, 1) draws from the
-// stream named by key (Box-Muller on xoshiro128** uniforms).
+// stream named by key (Box-Muller on eight-lane xoshiro128** uniforms).
 void jz_normal_f32(float *out, long n, unsigned long long key);
+
+// jz_ula_f32 sets x[i] = x[i] − h·g[i] + s·z[i] for i < n, where z is the
+// stream jz_normal_f32 draws for the same key.
+void jz_ula_f32(float *x, const float *g, long n, float h, float s, unsigned long long key);
+
+// jz_stream_u32 writes the raw generator output behind those draws: per block
+// of 16 normals, the eight lanes' words for u1, then the eight for u2.
+void jz_stream_u32(unsigned int *out, long blocks, unsigned long long key);
+
+#endif

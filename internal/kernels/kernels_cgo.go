@@ -35,3 +35,31 @@ func normal32(out []float32, key uint64) {
 	}
 	C.jz_normal_f32((*C.float)(unsafe.Pointer(&out[0])), C.long(len(out)), C.ulonglong(key))
 }
+
+func ula32(x, g []float32, h, s float32, key uint64) {
+	if len(x) == 0 {
+		return
+	}
+	C.jz_ula_f32((*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&g[0])), C.long(len(x)),
+		C.float(h), C.float(s), C.ulonglong(key))
+}
+
+// setScalar makes the C kernels take their scalar paths (on) or the
+// vectorised ones where the CPU has them (off), for tests.
+func setScalar(on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	C.jz_set_scalar(C.int(v))
+}
+
+// streamBits writes len(out)/16 blocks of the raw generator output behind
+// Normal32 (see lanes): per block, the eight lanes' words for u1, then those
+// for u2.
+func streamBits(out []uint32, key uint64) {
+	if len(out) < 16 {
+		return
+	}
+	C.jz_stream_u32((*C.uint)(unsafe.Pointer(&out[0])), C.long(len(out)/16), C.ulonglong(key))
+}

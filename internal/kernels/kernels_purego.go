@@ -46,39 +46,35 @@ func siluGrad(x, y, gy, out []float32) {
 	}
 }
 
-func splitmix64(x *uint64) uint64 {
-	*x += 0x9e3779b97f4a7c15
-	z := *x
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
+func normal32(out []float32, key uint64) {
+	r := newLanes(key)
+	var z [16]float32
+	for i := 0; i < len(out); i += 16 {
+		r.normalBlock(&z)
+		copy(out[i:], z[:])
+	}
 }
 
-func normal32(out []float32, key uint64) {
-	a, b := splitmix64(&key), splitmix64(&key)
-	s := [4]uint32{uint32(a), uint32(a >> 32), uint32(b), uint32(b >> 32)}
-	if s == [4]uint32{} {
-		s[0] = 1
-	}
-	rotl := func(x uint32, k int) uint32 { return x<<k | x>>(32-k) }
-	next := func() uint32 {
-		r := rotl(s[1]*5, 7) * 9
-		t := s[1] << 9
-		s[2] ^= s[0]
-		s[3] ^= s[1]
-		s[1] ^= s[2]
-		s[0] ^= s[3]
-		s[2] ^= t
-		s[3] = rotl(s[3], 11)
-		return r
-	}
-	for i := 0; i < len(out); i += 2 {
-		u1 := (float64(next()>>8) + 1) / (1 << 24)
-		u2 := float64(next()>>8) / (1 << 24)
-		r, th := math.Sqrt(-2*math.Log(u1)), 2*math.Pi*u2
-		out[i] = float32(r * math.Cos(th))
-		if i+1 < len(out) {
-			out[i+1] = float32(r * math.Sin(th))
+func ula32(x, g []float32, h, s float32, key uint64) {
+	r := newLanes(key)
+	var z [16]float32
+	for i := 0; i < len(x); i += 16 {
+		r.normalBlock(&z)
+		for j, v := range x[i:min(i+16, len(x))] {
+			x[i+j] = v - h*g[i+j] + s*z[j]
 		}
+	}
+}
+
+// setScalar has no effect: the Go kernels have one path.
+func setScalar(bool) {}
+
+// streamBits writes len(out)/16 blocks of the raw generator output (see
+// lanes): per block, the eight lanes' words for u1, then those for u2.
+func streamBits(out []uint32, key uint64) {
+	r := newLanes(key)
+	for i := 0; i+16 <= len(out); i += 16 {
+		r.next((*[8]uint32)(out[i : i+8]))
+		r.next((*[8]uint32)(out[i+8 : i+16]))
 	}
 }

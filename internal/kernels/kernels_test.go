@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -9,6 +10,10 @@ import (
 func sigmoid(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 
 func TestSiLUAgainstFloat64(t *testing.T) {
+	forEachPath(t, testSiLUAgainstFloat64)
+}
+
+func testSiLUAgainstFloat64(t *testing.T) {
 	n := 20001
 	x := make([]float32, n)
 	for i := range x {
@@ -46,41 +51,89 @@ func BenchmarkSiLU(b *testing.B) {
 	}
 }
 
-// Normal32's draws are standard normal: moments, a Kolmogorov–Smirnov test
-// against Φ, independence of neighbours, and determinism by key.
+// path is one implementation the tests can select.
+type path struct {
+	name   string
+	scalar bool // setScalar(true): the scalar C code under cgo
+}
+
+// paths lists the default implementation and, with cgo, the scalar C path.
+func paths() []path {
+	p := []path{{Implementation, false}}
+	if Implementation == "c" {
+		p = append(p, path{"c-scalar", true})
+	}
+	return p
+}
+
+// forEachPath runs f as a subtest once per implementation path.
+func forEachPath(t *testing.T, f func(t *testing.T)) {
+	for _, p := range paths() {
+		t.Run(p.name, func(t *testing.T) {
+			setScalar(p.scalar)
+			defer setScalar(false)
+			f(t)
+		})
+	}
+}
+
+// Normal32's draws are standard normal: moments, neighbour correlations
+// (within a block, and the same lane one block on), tail fractions, a
+// Kolmogorov–Smirnov test against Φ over all draws, and determinism by key.
 func TestNormal32(t *testing.T) {
+	forEachPath(t, testNormal32)
+}
+
+func testNormal32(t *testing.T) {
 	const n = 1 << 20
-	x := make([]float32, n+5) // odd tail exercises the scalar path
+	x := make([]float32, n+5) // the tail takes part of one more block
 	Normal32(x, 42)
-	var m1, m2, m3, m4, lag float64
-	for i, v := range x {
+	var m1, m2, m3, m4 float64
+	for _, v := range x {
 		f := float64(v)
 		m1 += f
 		m2 += f * f
 		m3 += f * f * f
 		m4 += f * f * f * f
-		if i > 0 {
-			lag += f * float64(x[i-1])
-		}
 	}
 	N := float64(len(x))
-	m1, m2, m3, m4, lag = m1/N, m2/N, m3/N, m4/N, lag/N
+	m1, m2, m3, m4 = m1/N, m2/N, m3/N, m4/N
 	se := 1 / math.Sqrt(N)
-	if math.Abs(m1) > 5*se || math.Abs(m2-1) > 5*math.Sqrt2*se || math.Abs(m3) > 5*math.Sqrt(15)*se || math.Abs(m4-3) > 5*math.Sqrt(96)*se || math.Abs(lag) > 5*se {
-		t.Fatalf("moments: mean %v var %v skew %v kurt %v lag-1 %v (%s)", m1, m2, m3, m4, lag, Implementation)
+	if math.Abs(m1) > 5*se || math.Abs(m2-1) > 5*math.Sqrt2*se || math.Abs(m3) > 5*math.Sqrt(15)*se || math.Abs(m4-3) > 5*math.Sqrt(96)*se {
+		t.Fatalf("moments: mean %v var %v skew %v kurt %v", m1, m2, m3, m4)
 	}
-	// KS on a sorted subsample
-	sub := make([]float64, 20000)
-	for i := range sub {
-		sub[i] = float64(x[i*37])
+	for _, lag := range []int{1, 7, 8, 9, 16} {
+		c := 0.0
+		for i := lag; i < len(x); i++ {
+			c += float64(x[i]) * float64(x[i-lag])
+		}
+		if c /= N; math.Abs(c) > 5*se {
+			t.Errorf("lag-%d correlation %v", lag, c)
+		}
 	}
-	sort.Float64s(sub)
+	for _, tail := range []float64{1, 2, 3, 4} {
+		p := math.Erfc(tail / math.Sqrt2) // P(|z| > tail)
+		k := 0
+		for _, v := range x {
+			if math.Abs(float64(v)) > tail {
+				k++
+			}
+		}
+		if sd := math.Sqrt(N * p * (1 - p)); math.Abs(float64(k)-N*p) > 5*sd {
+			t.Errorf("P(|z| > %v) = %v, want %v", tail, float64(k)/N, p)
+		}
+	}
+	sorted := make([]float64, len(x))
+	for i, v := range x {
+		sorted[i] = float64(v)
+	}
+	sort.Float64s(sorted)
 	d := 0.0
-	for i, v := range sub {
+	for i, v := range sorted {
 		cdf := 0.5 * math.Erfc(-v/math.Sqrt2)
-		d = math.Max(d, math.Max(math.Abs(cdf-float64(i)/float64(len(sub))), math.Abs(cdf-float64(i+1)/float64(len(sub)))))
+		d = math.Max(d, math.Max(math.Abs(cdf-float64(i)/N), math.Abs(cdf-float64(i+1)/N)))
 	}
-	if d > 1.63/math.Sqrt(float64(len(sub))) { // 1 % level
+	if d > 1.63/math.Sqrt(N) { // 1 % level
 		t.Fatalf("Kolmogorov–Smirnov distance %v", d)
 	}
 	y := make([]float32, n+5)
@@ -102,10 +155,151 @@ func TestNormal32(t *testing.T) {
 	}
 }
 
+// A prefix of the stream does not depend on the length asked for.
+func TestNormal32Prefix(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		long := make([]float32, 100)
+		Normal32(long, 7)
+		for _, n := range []int{1, 8, 15, 16, 17, 33} {
+			short := make([]float32, n)
+			Normal32(short, 7)
+			for i, v := range short {
+				if v != long[i] {
+					t.Fatalf("n=%d: draw %d is %v, want %v", n, i, v, long[i])
+				}
+			}
+		}
+	})
+}
+
+// The generator words of every path equal the Go reference lanes, and the
+// reference follows its definition: lane j starts from splitmix64 outputs 2j
+// and 2j+1, and different keys give different words.
+func TestStreamMatchesReference(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, key := range []uint64{0, 1, 42, 1<<63 + 12345, math.MaxUint64} {
+			const blocks = 50
+			got := make([]uint32, 16*blocks)
+			streamBits(got, key)
+			r := newLanes(key)
+			var w [8]uint32
+			for i := 0; i < 2*blocks; i++ {
+				r.next(&w)
+				for j, v := range w {
+					if got[8*i+j] != v {
+						t.Fatalf("key %d: word %d (lane %d) is %#x, want %#x", key, 8*i+j, j, got[8*i+j], v)
+					}
+				}
+			}
+		}
+	})
+	k := uint64(99)
+	r := newLanes(99)
+	var w [8]uint32
+	r.next(&w)
+	for j := range w {
+		a := splitmix64(&k)
+		splitmix64(&k)
+		if want := rotl(uint32(a>>32)*5, 7) * 9; w[j] != want {
+			t.Fatalf("lane %d: first word %#x, want %#x", j, w[j], want)
+		}
+	}
+	if laneState(0, 0) != [4]uint32{1, 0, 0, 0} {
+		t.Fatalf("all-zero lane state not replaced: %v", laneState(0, 0))
+	}
+	a, b := make([]uint32, 16), make([]uint32, 16)
+	streamBits(a, 5)
+	streamBits(b, 6)
+	if slices.Equal(a, b) {
+		t.Fatal("keys 5 and 6 give the same words")
+	}
+}
+
+// Every path's draws equal the Go reference transform (float64) on the same
+// words up to the float32 evaluation of log and sincos (about 5e-7 at most
+// with AVX2, one float32 rounding with libm).
+func TestNormal32MatchesReference(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, key := range []uint64{3, 1 << 40} {
+			got := make([]float32, 16*4096+9)
+			Normal32(got, key)
+			r := newLanes(key)
+			var z [16]float32
+			for i := 0; i < len(got); i += 16 {
+				r.normalBlock(&z)
+				for j, v := range got[i:min(i+16, len(got))] {
+					if math.Abs(float64(v-z[j])) > 2e-6 {
+						t.Fatalf("key %d: draw %d is %v, reference %v", key, i+j, v, z[j])
+					}
+				}
+			}
+		}
+	})
+}
+
+// ULA32 is x − h·g + s·Normal32(key) elementwise, to float32 rounding, and
+// leaves the rest of a longer g alone.
+func TestULA32(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		tests := []struct {
+			n    int
+			h, s float32
+			key  uint64
+		}{
+			{0, 0.1, 0.5, 1},
+			{1, 0.1, 0.5, 2},
+			{15, 0.01, float32(math.Sqrt(0.02)), 3},
+			{16, 1, 1, 4},
+			{17, 1e-3, 0.05, 5},
+			{1000, 0.25, float32(math.Sqrt(0.5)), 6},
+		}
+		for _, tc := range tests {
+			x, g := make([]float32, tc.n), make([]float32, tc.n+3)
+			for i := range x {
+				x[i] = float32(math.Sin(float64(i))) * 3
+				g[i] = float32(math.Cos(float64(3*i))) * 10
+			}
+			x0 := slices.Clone(x)
+			z := make([]float32, tc.n)
+			Normal32(z, tc.key)
+			ULA32(x, g, tc.h, tc.s, tc.key)
+			for i := range x {
+				a, b, c := float64(x0[i]), float64(tc.h)*float64(g[i]), float64(tc.s)*float64(z[i])
+				want := a - b + c
+				if tol := 1e-6 * (math.Abs(a) + math.Abs(b) + math.Abs(c)); math.Abs(float64(x[i])-want) > tol {
+					t.Fatalf("n=%d: x[%d] = %v, want %v", tc.n, i, x[i], want)
+				}
+			}
+		}
+	})
+}
+
+func TestULA32ShortGradientPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	ULA32(make([]float32, 4), make([]float32, 3), 0.1, 0.1, 1)
+}
+
 func BenchmarkNormal32(b *testing.B) {
 	x := make([]float32, 1<<20)
 	b.SetBytes(4 << 20)
 	for i := 0; i < b.N; i++ {
 		Normal32(x, uint64(i))
+	}
+}
+
+// BenchmarkULA32 is one Langevin move of 64 walkers in d = 784.
+func BenchmarkULA32(b *testing.B) {
+	n := 64 * 784
+	x, g := make([]float32, n), make([]float32, n)
+	for i := range g {
+		g[i] = float32(i%7) - 3
+	}
+	b.SetBytes(int64(4 * n))
+	for i := 0; i < b.N; i++ {
+		ULA32(x, g, 0.01, 0.1414, uint64(i))
 	}
 }

@@ -1,0 +1,226 @@
+package serve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/internal/kernels"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// OutputBasis is the latent model's output holding Q [d, r].
+const OutputBasis = "basis"
+
+// latentModel is the exact latent reduction of an MLP energy model
+// (models.Latent): the model of V on ℝʳ and the basis Q [d, r] (row-major)
+// with x = μ0 + s·Qᵀ + p, p·Q = 0.
+type latentModel struct {
+	m       *Model
+	basis   []float32
+	r       int
+	project *linearMap // y ↦ y·Q
+	lift    *linearMap // s ↦ s·Qᵀ
+}
+
+func (l *latentModel) close() error {
+	l.project.close()
+	l.lift.close()
+	return l.m.Close()
+}
+
+// loadLatent loads the latent model beside the energy model at path (whose
+// file holds data). It returns nil, with a log line saying why, when there is
+// none or it cannot be used.
+func loadLatent(path string, data []byte, full *ModelInfo, opt LoadOptions) *latentModel {
+	lp := models.LatentPath(path)
+	log := opt.logger()
+	if _, err := os.Stat(lp); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	lat, err := openLatent(lp, data, full, opt)
+	if err != nil {
+		log.Warn("latent model not used: sampling runs in the full dimension", "path", lp, "reason", err.Error())
+		return nil
+	}
+	log.Info("latent model loaded: unweighted sampling runs in the latent space", "path", lp, "r", lat.r)
+	return lat
+}
+
+func openLatent(lp string, energy []byte, full *ModelInfo, opt LoadOptions) (*latentModel, error) {
+	m, _, err := loadModelFile(lp, opt, models.GraphLatent)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(energy)
+	if want := hex.EncodeToString(sum[:]); m.Info.LatentOf != want {
+		m.Close()
+		return nil, fmt.Errorf("it belongs to another model file (%s=%s, this model's SHA-256 is %s); export again", models.KeyLatentOf, m.Info.LatentOf, want)
+	}
+	basis, d, err := readBasis(lp, m.Info.Dim)
+	if err == nil && (d != full.Dim || m.Info.BaseStd != full.BaseStd) {
+		err = fmt.Errorf("it reduces a model with d=%d and σ0=%g, this one has d=%d and σ0=%g", d, m.Info.BaseStd, full.Dim, full.BaseStd)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	r := m.Info.Dim
+	lat := &latentModel{m: m, basis: basis, r: r}
+	qt := make([]float32, r*d)
+	for k := 0; k < d; k++ {
+		for a := 0; a < r; a++ {
+			qt[a*d+k] = basis[k*r+a]
+		}
+	}
+	lat.project, err = newLinearMap(basis, d, r, m.Lanes)
+	if err == nil {
+		lat.lift, err = newLinearMap(qt, r, d, m.Lanes)
+	}
+	if err != nil {
+		lat.close()
+		return nil, err
+	}
+	return lat, nil
+}
+
+// readBasis evaluates the latent model's basis output once and checks it:
+// finite, with unit columns.
+func readBasis(lp string, r int) ([]float32, int, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer so.Destroy()
+	_ = so.SetIntraOpNumThreads(1)
+	sess, err := ort.NewDynamicAdvancedSession(lp, []string{InputX}, []string{OutputBasis}, so)
+	if err != nil {
+		return nil, 0, fmt.Errorf("no %s output: %v", OutputBasis, err)
+	}
+	defer sess.Destroy()
+	x, err := ort.NewTensor(ort.NewShape(1, int64(r)), make([]float32, r))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer x.Destroy()
+	out := []ort.Value{nil}
+	if err := sess.Run([]ort.Value{x}, out); err != nil {
+		return nil, 0, fmt.Errorf("evaluating %s: %v", OutputBasis, err)
+	}
+	defer out[0].Destroy()
+	t, ok := out[0].(*ort.Tensor[float32])
+	shape := out[0].GetShape()
+	if !ok || len(shape) != 2 || shape[1] != int64(r) || shape[0] < int64(r) {
+		return nil, 0, fmt.Errorf("output %s has shape %v, want float32 [d, %d] with d ≥ %d", OutputBasis, shape, r, r)
+	}
+	d := int(shape[0])
+	q := append([]float32(nil), t.GetData()...)
+	norms := make([]float64, r)
+	for i, v := range q {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, 0, fmt.Errorf("output %s holds %v", OutputBasis, v)
+		}
+		norms[i%r] += float64(v) * float64(v)
+	}
+	for a, n := range norms {
+		if math.Abs(n-1) > 1e-4 {
+			return nil, 0, fmt.Errorf("output %s: column %d has norm² %v, want 1", OutputBasis, a, n)
+		}
+	}
+	return q, d, nil
+}
+
+// Derived seeds of the latent sampler's streams, apart from the chunk
+// streams that draw the starting points from the seed itself.
+const (
+	latentSeedWalk   = 0x6c6174656e742d77 // the ULA noise in ℝʳ
+	latentSeedNormal = 0x6c6174656e742d6e // the closed-form orthogonal part
+)
+
+// sampleLatent is Sample for unweighted ULA on an MLP with a latent model.
+// With y = x − μ0 = s·Qᵀ + p, ULA on x is ULA on s with V plus, on p, the
+// linear recursion p ← a·p + √(2h)·ξ⊥ (a = 1 − h/σ0²), independent of s.
+// After K steps p_K = a^K·p_0 + b·ξ⊥ with b² = 2h·Σ_{j<K} a^{2j} and ξ⊥ the
+// projection of a standard normal ζ off the range of Q, so
+//
+//	x_K = μ0 + y + (s_K − y·Q)·Qᵀ,  y = a^K·y_0 + b·ζ,
+//
+// which has the law of K ULA steps in ℝᵈ from the same start: the walk itself
+// runs in ℝʳ. Samples differ from a run in ℝᵈ with the same seed (the noise
+// is drawn differently) but have the same distribution.
+func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleConfig) (*Result, error) {
+	start := time.Now()
+	d, r, n := m.Info.Dim, lat.r, cfg.N
+	h := cfg.StepSize
+	if h == 0 {
+		h = m.Info.StepSize
+	}
+	// starting points in ℝᵈ, exactly as the full sampler draws them
+	init := newSampler(m, &Batch{N: n, X: make([]float32, n*d)}, cfg)
+	init.initialize()
+	init.pool.close()
+	y := init.b.X
+	mu := m.Info.BaseMean
+	for i := range y {
+		y[i] -= float32(mu[i%d])
+	}
+	s := make([]float32, n*r)
+	if err := lat.project.apply(y, n, s); err != nil {
+		return nil, err
+	}
+
+	lc := cfg
+	lc.StepSize, lc.Init, lc.Seed, lc.start = h, InitBase, splitmix64(cfg.Seed^latentSeedWalk), s
+	res, err := Sample(ctx, lat.m, lc)
+	if err != nil {
+		return nil, err
+	}
+	k := lc.TotalSteps()
+	a := 1 - h/(m.Info.BaseStd*m.Info.BaseStd)
+	aK, b2 := 1.0, 0.0
+	for j := 0; j < k; j++ {
+		b2 += 2 * h * aK * aK
+		aK *= a
+	}
+	zeta := make([]float32, n*d)
+	ch := newChunking(&Batch{N: n})
+	for c := range ch.ranges {
+		lo, hi := ch.walkers(c)
+		kernels.Normal32(zeta[lo*d:hi*d], newStream(splitmix64(cfg.Seed^latentSeedNormal), uint64(c)).Uint64())
+	}
+	// y·Q = a^K·s_0 + b·ζ·Q
+	fa, fb := float32(aK), float32(math.Sqrt(b2))
+	for i := range y {
+		y[i] = fa*y[i] + fb*zeta[i]
+	}
+	zq := make([]float32, n*r)
+	if err := lat.project.apply(zeta, n, zq); err != nil {
+		return nil, err
+	}
+	t := res.Samples // s_K, overwritten by s_K − y·Q
+	for i := range t {
+		t[i] -= fa*s[i] + fb*zq[i]
+	}
+	if err := lat.lift.apply(t, n, zeta); err != nil { // ζ's memory now holds t·Qᵀ
+		return nil, err
+	}
+	for i := range y {
+		y[i] += zeta[i] + float32(mu[i%d])
+	}
+	res.N, res.DataShape, res.Dim, res.Samples = n, append([]int(nil), m.Info.DataShape...), d, y
+	res.DataMin, res.DataMax = m.Info.DataMin, m.Info.DataMax
+	res.Seed, res.LatentDim = cfg.Seed, r
+	res.Elapsed = time.Since(start)
+	if err := checkFinite(res, h); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,205 @@
+package serve
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jarzyn/jarzyn/export"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// latentFiles exports p and, when it has one, its latent model into dir and
+// returns the energy model's path.
+func latentFiles(t testing.TB, dir string, p *models.Params, h float64) string {
+	t.Helper()
+	info := export.Info{Method: "test", StepSize: h, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3}
+	b, err := export.Build(p, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, dir, "model.onnx", b)
+	if l, ok := p.Latent(); ok {
+		lb, err := export.BuildLatent(l, p, info, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, filepath.Base(models.LatentPath(path)), lb)
+	}
+	return path
+}
+
+// loadLatentMLP exports p with its latent model and loads it.
+func loadLatentMLP(t testing.TB, p *models.Params, h float64, opt LoadOptions) *Model {
+	t.Helper()
+	needORT(t)
+	opt.Logger = quietLog
+	m, err := LoadModel(latentFiles(t, t.TempDir(), p, h), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// narrowMLP is an MLP on d=12 whose first layer has 4 units, base
+// N(μ0, σ0²I) with μ0 ≠ 0; scale multiplies the perceptron's last layer (0:
+// U is the base quadratic alone).
+func narrowMLP(t testing.TB, scale float64) *models.Params {
+	t.Helper()
+	mu := make([]float64, 12)
+	for i := range mu {
+		mu[i] = 0.2*float64(i) - 1
+	}
+	p, err := models.InitMLP(models.Spec{Family: models.MLP, Dim: 12, Hidden: []int{4, 8}, Activation: models.SiLU, BaseStd: 1.2, BaseMean: mu}, rand.New(rand.NewPCG(5, 6)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, name := range []string{"w0", "b0", "w2"} {
+		for i := range p.Get(name).Data {
+			p.Get(name).Data[i] = scale * (1 + rng.NormFloat64())
+		}
+	}
+	return p
+}
+
+// With the perceptron off, U is the base quadratic and K ULA steps from the
+// base give exactly N(μ0, c_K·I), c_K = a^{2K}σ0² + 2h·Σ_{j<K} a^{2j},
+// a = 1 − h/σ0²: the latent sampler must reproduce it in every direction,
+// inside and outside the latent space.
+func TestLatentSamplerClosedForm(t *testing.T) {
+	p := narrowMLP(t, 0)
+	const n, steps, h = 40000, 20, 0.3
+	m := loadLatentMLP(t, p, h, LoadOptions{})
+	if m.latent == nil || m.latent.r != 4 {
+		t.Fatal("latent model not loaded")
+	}
+	res, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LatentDim != 4 || res.Dim != 12 || len(res.Samples) != n*12 {
+		t.Fatalf("result dims: latent %d, dim %d, %d values", res.LatentDim, res.Dim, len(res.Samples))
+	}
+	sd := p.Spec.BaseStd
+	a := 1 - h/(sd*sd)
+	c := math.Pow(a, 2*steps) * sd * sd
+	for j := 0; j < steps; j++ {
+		c += 2 * h * math.Pow(a, 2*float64(j))
+	}
+	mean, cov, _ := moments(res.Samples, nil, n, 12)
+	mu := p.Spec.Mu0()
+	for k := 0; k < 12; k++ {
+		if e := math.Abs(mean[k] - mu[k]); e > 5*math.Sqrt(c/n) {
+			t.Errorf("mean[%d] = %.4f, want %.4f (±%.4f)", k, mean[k], mu[k], 5*math.Sqrt(c/n))
+		}
+		for j := 0; j < 12; j++ {
+			want := 0.0
+			if j == k {
+				want = c
+			}
+			// sd of a sample covariance entry ≈ c·√(2/n) on the diagonal, c/√n off it
+			if e := math.Abs(cov[k][j] - want); e > 5*c*math.Sqrt(2.0/n) {
+				t.Errorf("cov[%d,%d] = %.4f, want %.4f", k, j, cov[k][j], want)
+			}
+		}
+	}
+}
+
+// On a model that is far from Gaussian the latent walk and the walk in ℝᵈ
+// (FullDim) give the same distribution: their means and covariances agree
+// within Monte-Carlo error, and both differ clearly from the start.
+func TestLatentSamplerMatchesFullWalk(t *testing.T) {
+	p := narrowMLP(t, 0.8)
+	const n, steps, h, d = 30000, 40, 0.05, 12
+	m := loadLatentMLP(t, p, h, LoadOptions{})
+	lat, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 2, FullDim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lat.LatentDim != 4 || full.LatentDim != 0 {
+		t.Fatalf("latent dims %d and %d", lat.LatentDim, full.LatentDim)
+	}
+	m1, c1, _ := moments(lat.Samples, nil, n, d)
+	m2, c2, _ := moments(full.Samples, nil, n, d)
+	mu := p.Spec.Mu0()
+	moved := 0.0
+	for k := 0; k < d; k++ {
+		sdk := math.Sqrt((c1[k][k] + c2[k][k]) / 2)
+		if e := math.Abs(m1[k] - m2[k]); e > 5*sdk*math.Sqrt(2.0/n) {
+			t.Errorf("mean[%d]: latent %.4f, full %.4f (tolerance %.4f)", k, m1[k], m2[k], 5*sdk*math.Sqrt(2.0/n))
+		}
+		moved = math.Max(moved, math.Abs(m2[k]-mu[k])/sdk)
+		for j := 0; j < d; j++ {
+			sdj := math.Sqrt((c1[j][j] + c2[j][j]) / 2)
+			if e := math.Abs(c1[k][j] - c2[k][j]); e > 6*sdk*sdj*math.Sqrt(2.0/n)*math.Sqrt(2) {
+				t.Errorf("cov[%d,%d]: latent %.4f, full %.4f", k, j, c1[k][j], c2[k][j])
+			}
+		}
+	}
+	if moved < 0.2 {
+		t.Errorf("the walk barely left the base (largest mean shift %.3f sd): the test would not see a wrong drift", moved)
+	}
+}
+
+// A latent file left by another export is skipped (sampling in ℝᵈ, with a
+// warning), and so is every latent file with NoLatent; the latent file
+// itself cannot be served as an energy model.
+func TestLatentFileChecks(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	path := latentFiles(t, dir, narrowMLP(t, 0.5), 0.05)
+	other := latentFiles(t, t.TempDir(), narrowMLP(t, 0.7), 0.05)
+	ob, err := os.ReadFile(models.LatentPath(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cases := []struct {
+		name   string
+		setup  func()
+		opt    LoadOptions
+		latent bool
+	}{
+		{"own latent", func() {}, LoadOptions{}, true},
+		{"no latent option", func() {}, LoadOptions{NoLatent: true}, false},
+		{"stale latent", func() { writeFile(t, dir, "model.latent.onnx", ob) }, LoadOptions{}, false},
+		{"damaged latent", func() { writeFile(t, dir, "model.latent.onnx", ob[:len(ob)/2]) }, LoadOptions{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
+			logs.Reset()
+			c.opt.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			m, err := LoadModel(path, c.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if (m.latent != nil) != c.latent {
+				t.Fatalf("latent loaded: %v, want %v; log: %s", m.latent != nil, c.latent, logs.String())
+			}
+			if !c.latent && !c.opt.NoLatent && !strings.Contains(logs.String(), "latent model not used") {
+				t.Errorf("no warning in the log: %s", logs.String())
+			}
+			res, err := Sample(context.Background(), m, SampleConfig{N: 8, Steps: 2})
+			if err != nil || (res.LatentDim != 0) != c.latent {
+				t.Fatalf("sample: %v, latent dim %d", err, res.LatentDim)
+			}
+		})
+	}
+	_, err = LoadModel(models.LatentPath(other), LoadOptions{Logger: quietLog})
+	if err == nil || !strings.Contains(err.Error(), "latent reduction of another model") {
+		t.Errorf("loading a latent file as a model: %v", err)
+	}
+}
