@@ -16,9 +16,12 @@ TRAIN_CASES = ["gmm50d", "mlp_d2_H128", "mlp_d784_H256"]
 # flops per training iteration of the MLP cases: 6·(N + B)·(d·H + H·H + H), N = 4096, B = 256
 TRAIN_FLOPS = {c: 6.0 * (4096 + 256) * (d * H + H * H + H) for c, d, H in
                [("mlp_d2_H128", 2, 128), ("mlp_d784_H256", 784, 256)]}
-# Go sub-benchmark name -> (PyTorch case, d, H)
-ULA_CASES = [("d2_H128_N4096", "mlp_d2_H128_N4096", 4096, 2, 128),
-             ("d784_H256_N4096", "mlp_d784_H256_N4096", 4096, 784, 256)]
+# (row, Go benchmark, PyTorch case, N, d of the walk, H); the latent row walks in ℝ²⁵⁶ (r = H)
+ULA_CASES = [("d2_H128_N4096", "BenchmarkSampleULA/d2_H128_N4096", "mlp_d2_H128_N4096", 4096, 2, 128),
+             ("d784_H256_N4096 (walk in ℝ⁷⁸⁴, --no-latent)", "BenchmarkSampleULA/d784_H256_N4096",
+              "mlp_d784_H256_N4096", 4096, 784, 256),
+             ("d784_H256_N4096 latent (walk in ℝ²⁵⁶, default)", "BenchmarkSampleULALatent/d784_H256_N4096",
+              "mlp_d784_H256_N4096_latent", 4096, 256, 256)]
 
 BENCH_RE = re.compile(r"^(Benchmark\S+?)(?:-(\d+))?\s+(\d+)\s+(.*)$")
 
@@ -139,22 +142,26 @@ def main():
               f"{threads(p) if p else 'n/a'} | {ratio(pms, gms)} |")
 
     print("\n## ULA sampler throughput (walker-steps/s, median; higher is better)\n")
-    print("GFLOP/s = walker-steps/s × 4·(d·H + H·H + H) / 1e9 (forward + input-gradient matmuls).\n")
+    print("GFLOP/s = walker-steps/s × 4·(d·H + H·H + H) / 1e9 (forward + input-gradient matmuls), with d the "
+          "dimension the walk runs in (256 for the latent rows). The latent rows run the same reduction on both "
+          "sides; the last column compares jarzyn-serve's default with the PyTorch reference walk in ℝᵈ.\n")
     print("| case | Go (ONNX Runtime) walker-steps/s | gorgonia walker-steps/s | PyTorch walker-steps/s | "
-          "Go (ORT) GFLOP/s | gorgonia GFLOP/s | PyTorch GFLOP/s | PyTorch variant, threads | ORT/PyTorch | gorgonia/PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for gname, pcase, N, d, H in ULA_CASES:
-        g = go_ula.get(f"BenchmarkSampleULA/{gname}", {})
-        gr = g.get("walker-steps/s")
+          "Go (ORT) GFLOP/s | gorgonia GFLOP/s | PyTorch GFLOP/s | PyTorch variant, threads | ORT/PyTorch | "
+          "gorgonia/PyTorch | ORT/PyTorch reference in ℝᵈ |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for row, gbench, pcase, N, d, H in ULA_CASES:
+        gr = go_ula.get(gbench, {}).get("walker-steps/s")
         p = pt_ula.get(pcase)
         pr = p["walker_steps_per_s"] if p else None
+        ref = pt_ula.get(pcase.removesuffix("_latent"))
+        rr = ref["walker_steps_per_s"] if ref else None
         fl = 4.0 * (d * H + H * H + H)
         gg = gr * fl / 1e9 if gr else None
         pg = pr * fl / 1e9 if pr else None
-        q = go_gula.get(f"BenchmarkULA/{gname}", {}).get("walker-steps/s")
+        q = None if "Latent" in gbench else go_gula.get("BenchmarkULA/" + gbench.split("/")[1], {}).get("walker-steps/s")
         qg = q * fl / 1e9 if q else None
-        print(f"| {gname} | {fmt(gr, 0)} | {fmt(q, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(qg, 1)} | {fmt(pg, 1)} | "
-              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} | {ratio(q, pr)} |")
+        print(f"| {row} | {fmt(gr, 0)} | {fmt(q, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(qg, 1)} | {fmt(pg, 1)} | "
+              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} | {ratio(q, pr)} | {ratio(gr, rr)} |")
 
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
     print("| library | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
@@ -167,7 +174,7 @@ def main():
 
     other = sorted(k for k in list(go_train) + list(go_ula) if not k.startswith("BenchmarkULA/")
                    if not any(k == f"BenchmarkTrainIteration/{c}" for c in TRAIN_CASES)
-                   and not any(k == f"BenchmarkSampleULA/{u[0]}" for u in ULA_CASES))
+                   and not any(k == u[1] for u in ULA_CASES))
     if other:
         print("\nOther Go benchmarks found: " + ", ".join(other))
 

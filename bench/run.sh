@@ -46,8 +46,8 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
     OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkULA' -benchtime "$GO_TRAIN_TIME" ./train/ \
       > "$OUT/go_gula_t$t.txt" 2>&1 || echo "(gorgonia ULA benchmarks failed: see $OUT/go_gula_t$t.txt)" >&2
   done
-  step "go test -bench BenchmarkSampleULA ./serve/"
-  $GO test -run '^$' -bench 'BenchmarkSampleULA' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula.txt" 2>&1 \
+  step "go test -bench 'BenchmarkSampleULA(Latent)?$' ./serve/"
+  $GO test -run '^$' -bench 'BenchmarkSampleULA(Latent)?$' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula.txt" 2>&1 \
     || echo "(go ULA benchmarks failed or missing: see $OUT/go_ula.txt)" >&2
 fi
 

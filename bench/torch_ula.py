@@ -31,7 +31,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
-CASES = {"mlp_d2_H128_N4096": (4096, 2, 128, 0.01), "mlp_d784_H256_N4096": (4096, 784, 256, 1e-4)}
+# mlp_d784_H256_N4096_latent is the same walk as jarzyn-serve's latent sampler for d=784, H=256: ULA in the
+# latent space ℝ²⁵⁶ of the first layer (models.Latent), i.e. the MLP with d = H = 256; the map back to ℝ⁷⁸⁴,
+# once per run, is not timed. It measures PyTorch with the same algorithmic reduction.
+CASES = {"mlp_d2_H128_N4096": (4096, 2, 128, 0.01), "mlp_d784_H256_N4096": (4096, 784, 256, 1e-4),
+         "mlp_d784_H256_N4096_latent": (4096, 256, 256, 1e-4)}
 VARIANTS = ["autograd", "manual"]
 
 

@@ -208,6 +208,19 @@ func (b *builder) Gemm(name, x, w, c string, transB bool) string {
 	return b.node(name, "Gemm", in, intAttr("transB", boolInt(transB)))
 }
 
+// GemmScaled is x·wᵀ + beta·c (x·w + beta·c without transB): ONNX Runtime
+// adds beta·c in the GEMM itself, with no pass of its own over the result.
+func (b *builder) GemmScaled(name, x, w, c string, beta float64, transB bool) string {
+	return b.node(name, "Gemm", []string{x, w, c}, intAttr("transB", boolInt(transB)),
+		attribute{name: "beta", typ: attrFloat, f: float32(beta)})
+}
+
+// ReduceSumSquare sums the squares over one axis (opset ≤ 17: axes as an
+// attribute), in one pass.
+func (b *builder) ReduceSumSquare(name, x string, axis int64, keepDims bool) string {
+	return b.node(name, "ReduceSumSquare", []string{x}, intsAttr("axes", axis), intAttr("keepdims", boolInt(keepDims)))
+}
+
 // ReduceSum sums over one axis (opset 13: axes as an input).
 func (b *builder) ReduceSum(name, x string, axis int64, keepDims bool) string {
 	return b.node(name, "ReduceSum", []string{x, b.axes(axis)}, intAttr("keepdims", boolInt(keepDims)))

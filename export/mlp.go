@@ -37,22 +37,29 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	b.doc("f(x), the perceptron's scalar output")
 
 	inv := 1 / (s.BaseStd * s.BaseStd)
-	diff := b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
-	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
+	diff := x // x − μ0, with no node when μ0 = 0
+	if !allZero(s.Mu0()) {
+		diff = b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
+	}
+	sq := b.ReduceSumSquare("base/sqnorm", diff, 1, true)
 	q := b.Mul("base/energy", sq, b.scalar(0.5*inv))
 	b.doc("|x − μ0|²/(2σ0²)")
 	energy = b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
 
-	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row
+	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row.
+	// The first layer's GEMM also adds the base term (x − μ0)/σ0² (Gemm's
+	// beta·C), so the gradient costs no elementwise pass over [batch, d].
 	delta := b.floats(fmt.Sprintf("backward/layer%d/w_t", last), wL, 1, l[last])
 	for i := last - 1; i >= 0; i-- {
 		dz := b.Mul(fmt.Sprintf("backward/layer%d/act", i), delta, derivs[i])
+		if i == 0 {
+			grad = b.GemmScaled("grad", dz, "param/w0", diff, inv, true)
+			break
+		}
 		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, fmt.Sprintf("param/w%d", i), "", true)
 	}
-	gb := b.Mul("backward/base", diff, b.scalar(inv))
-	grad = b.Add("grad", delta, gb)
-	b.doc("∇ₓU = (x − μ0)/σ0² + ∇ₓf")
+	b.doc("∇ₓU = ∇ₓf + (x − μ0)/σ0², the first layer's backward GEMM with beta = 1/σ0²")
 	return energy, grad
 }
 
@@ -75,4 +82,13 @@ func activation(b *builder, prefix string, act models.Activation, z string) (y, 
 		panic(fmt.Sprintf("export: unknown activation %q", act)) // Spec.Validate rules this out
 	}
 	return y, dy
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -43,10 +44,13 @@ func BenchmarkSampleULA(b *testing.B) {
 }
 
 // BenchmarkSampleULAWholeBatch evaluates all 4096 walkers in one Run per
-// step, for comparison with the default.
+// step on a session with GOMAXPROCS intra-op threads, for comparison with the
+// default (one single-threaded Run per core on its own parts).
 func BenchmarkSampleULAWholeBatch(b *testing.B) {
 	for _, c := range []struct{ d, h int }{{2, 128}, {784, 256}} {
-		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) { benchSample(b, c.d, c.h, false, 4096) })
+		b.Run(fmt.Sprintf("d%d_H%d_N4096", c.d, c.h), func(b *testing.B) {
+			benchSampleOn(b, mlpModel(b, c.d, c.h, runtime.GOMAXPROCS(0)), false, 4096)
+		})
 	}
 }
 
