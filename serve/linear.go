@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -39,24 +38,9 @@ func newLinearMap(w []float32, in, out, lanes int) (*linearMap, error) {
 
 // apply writes y = x·W for the n rows of x (n×in) into y (n×out).
 func (l *linearMap) apply(x []float32, n int, y []float32) error {
-	lanes := min(l.lanes, n)
-	errs := make([]error, lanes)
-	var wg sync.WaitGroup
-	for w := range lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lo, hi := w*n/lanes, (w+1)*n/lanes
-			errs[w] = l.applyRows(x[lo*l.in:hi*l.in], hi-lo, y[lo*l.out:hi*l.out])
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return inLanes(l.lanes, n, func(lo, hi int) error {
+		return l.applyRows(x[lo*l.in:hi*l.in], hi-lo, y[lo*l.out:hi*l.out])
+	})
 }
 
 func (l *linearMap) applyRows(x []float32, n int, y []float32) error {

@@ -462,28 +462,14 @@ func (b *Batch) bytes() int { return 4 * (len(b.X) + len(b.Energy) + len(b.Grad)
 // Up to Lanes parts run at once. ro may be nil; a terminated RunOptions
 // aborts the Runs.
 func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
-	lanes := min(m.Lanes, len(b.parts))
-	if lanes <= 1 {
-		for j := range b.parts {
+	return inLanes(m.Lanes, len(b.parts), func(lo, hi int) error {
+		for j := lo; j < hi; j++ {
 			if err := m.evalPart(b, j, ro); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
-	errs := make([]error, lanes)
-	var wg sync.WaitGroup
-	for w := range lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := w * len(b.parts) / lanes; j < (w+1)*len(b.parts)/lanes && errs[w] == nil; j++ {
-				errs[w] = m.evalPart(b, j, ro)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	})
 }
 
 // evalPart runs the model on part j of the batch.

@@ -111,3 +111,25 @@ func (p *workers) span(w int, first, end int) (lo, hi int) {
 	nc := end - first
 	return first + w*nc/p.n, first + (w+1)*nc/p.n
 }
+
+// inLanes splits [0, n) into lanes contiguous shares, runs fn on each in its
+// own goroutine and returns the first error.
+func inLanes(lanes, n int, fn func(lo, hi int) error) error {
+	lanes = max(1, min(lanes, n))
+	errs := make([]error, lanes)
+	var wg sync.WaitGroup
+	for w := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = fn(w*n/lanes, (w+1)*n/lanes)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
