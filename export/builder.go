@@ -215,12 +215,6 @@ func (b *builder) GemmScaled(name, x, w, c string, beta float64, transB bool) st
 		attribute{name: "beta", typ: attrFloat, f: float32(beta)})
 }
 
-// ReduceSumSquare sums the squares over one axis (opset ≤ 17: axes as an
-// attribute), in one pass.
-func (b *builder) ReduceSumSquare(name, x string, axis int64, keepDims bool) string {
-	return b.node(name, "ReduceSumSquare", []string{x}, intsAttr("axes", axis), intAttr("keepdims", boolInt(keepDims)))
-}
-
 // ReduceSum sums over one axis (opset 13: axes as an input).
 func (b *builder) ReduceSum(name, x string, axis int64, keepDims bool) string {
 	return b.node(name, "ReduceSum", []string{x, b.axes(axis)}, intAttr("keepdims", boolInt(keepDims)))

@@ -41,7 +41,9 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	if !allZero(s.Mu0()) {
 		diff = b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
 	}
-	sq := b.ReduceSumSquare("base/sqnorm", diff, 1, true)
+	// Mul + ReduceSum: ONNX Runtime 1.30's ReduceSumSquare took 2.5× as long
+	// (0.75 against 0.29 ms on 1024×784 floats, one thread)
+	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
 	q := b.Mul("base/energy", sq, b.scalar(0.5*inv))
 	b.doc("|x − μ0|²/(2σ0²)")
 	energy = b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)

@@ -12,6 +12,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/jarzyn/jarzyn/internal/kernels"
 	"github.com/jarzyn/jarzyn/smc"
 )
 
@@ -353,11 +354,11 @@ func (s *sampler) initBase(w int) {
 	sd := s.m.Info.BaseStd
 	for c := lo; c < hi; c++ {
 		a, z := s.ch.walkers(c)
-		r := s.rngs[c]
+		kernels.Normal32(s.b.X[a*s.d:z*s.d], s.rngs[c].Uint64())
 		for i := a; i < z; i++ {
 			x := s.b.X[i*s.d : (i+1)*s.d]
-			for k := range x {
-				x[k] = float32(s.mu[k] + sd*r.NormFloat64())
+			for k, v := range x {
+				x[k] = float32(s.mu[k] + sd*float64(v))
 			}
 		}
 	}
