@@ -68,3 +68,11 @@ func BenchmarkSampleULALatent(b *testing.B) {
 		benchSampleOn(b, loadLatentMLP(b, mlpParams(b, 784, 256, 0), 1e-3, LoadOptions{Name: "mlp", Version: "1"}), false, 0)
 	})
 }
+
+// BenchmarkSampleWeightedLatent is BenchmarkSampleWeighted's d=784 case with
+// the latent model loaded.
+func BenchmarkSampleWeightedLatent(b *testing.B) {
+	b.Run("d784_H256_N4096", func(b *testing.B) {
+		benchSampleOn(b, loadLatentMLP(b, mlpParams(b, 784, 256, 0), 1e-3, LoadOptions{Name: "mlp", Version: "1"}), true, 0)
+	})
+}

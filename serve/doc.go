@@ -107,10 +107,11 @@
 // jarzyn-export also writes model.latent.onnx: the exact reduction of
 // models.Latent, an energy V on ℝʳ (r = H0) and an orthonormal basis Q [d, r].
 // ULA on x splits into ULA on s = (x − μ0)·Q with V and a linear recursion on
-// the rest, whose K-step law is Gaussian in closed form; unweighted sampling
-// then walks in ℝʳ and maps back once (see sampleLatent). The samples have the
-// distribution of the walk in ℝᵈ (tested against it and against the closed
-// form) at a per-step cost independent of d. Weighted sampling, and any run
-// with SampleConfig.FullDim or LoadOptions.NoLatent (--no-latent), walks in
-// ℝᵈ.
+// the rest, whose K-step law is Gaussian in closed form; weighted annealing
+// moves s with the same weights and draws the rest exactly from the Gaussian
+// factor that every U_β shares. Sampling then walks in ℝʳ and maps back once
+// (see sampleLatent): the samples have the distribution of the walk in ℝᵈ,
+// and weighted runs the same log Z (tested against the walk in ℝᵈ and against
+// closed forms), at a per-step cost independent of d. Runs with
+// SampleConfig.FullDim or LoadOptions.NoLatent (--no-latent) walk in ℝᵈ.
 package serve

@@ -145,17 +145,27 @@ const (
 	latentSeedNormal = 0x6c6174656e742d6e // the closed-form orthogonal part
 )
 
-// sampleLatent is Sample for unweighted ULA on an MLP with a latent model.
-// With y = x − μ0 = s·Qᵀ + p, ULA on x is ULA on s with V plus, on p, the
-// linear recursion p ← a·p + √(2h)·ξ⊥ (a = 1 − h/σ0²), independent of s.
-// After K steps p_K = a^K·p_0 + b·ξ⊥ with b² = 2h·Σ_{j<K} a^{2j} and ξ⊥ the
-// projection of a standard normal ζ off the range of Q, so
+// sampleLatent is Sample on an MLP with a latent model. With
+// y = x − μ0 = s·Qᵀ + p, U(x) = V(s) + |p|²/(2σ0²) and likewise
+// U_β(x) = V_β(s) + |p|²/(2σ0²) along the annealing path, so s and p are
+// independent under every distribution involved:
 //
-//	x_K = μ0 + y + (s_K − y·Q)·Qᵀ,  y = a^K·y_0 + b·ζ,
+//   - plain ULA on x is ULA on s with V plus, on p, the linear recursion
+//     p ← a·p + √(2h)·ξ⊥ (a = 1 − h/σ0²), whose K-step law is Gaussian in
+//     closed form: p_K = a^K·p_0 + b·ξ⊥ with b² = 2h·Σ_{j<K} a^{2j};
+//   - weighted annealing runs on s with V_β and the same Jarzynski weights;
+//     the p-factor of π_β is N(0, σ0²(I − QQᵀ)) for every β, so p is drawn
+//     from it exactly, needs no weight, and log Z gains (d − r)/2·log 2πσ0².
 //
-// which has the law of K ULA steps in ℝᵈ from the same start: the walk itself
+// Either way p = b·ξ⊥ + a^K·p_0 (weighted: b = σ0, a^K = 0) with ξ⊥ the
+// projection of a standard normal ζ off the range of Q, and
+//
+//	x = μ0 + y + (s − y·Q)·Qᵀ,  y = a^K·y_0 + b·ζ.
+//
+// Plain ULA has the law of K ULA steps in ℝᵈ from the same start; weighted
+// runs target the same weighted distribution and log Z as in ℝᵈ. The walk
 // runs in ℝʳ. Samples differ from a run in ℝᵈ with the same seed (the noise
-// is drawn differently) but have the same distribution.
+// is drawn differently), not in distribution.
 func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleConfig) (*Result, error) {
 	start := time.Now()
 	d, r, n := m.Info.Dim, lat.r, cfg.N
@@ -163,32 +173,39 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 	if h == 0 {
 		h = m.Info.StepSize
 	}
-	// starting points in ℝᵈ, exactly as the full sampler draws them
-	init := newSampler(m, &Batch{N: n, X: make([]float32, n*d)}, cfg)
-	init.initialize()
-	init.pool.close()
-	y := init.b.X
+	sd := m.Info.BaseStd
 	mu := m.Info.BaseMean
-	for i := range y {
-		y[i] -= float32(mu[i%d])
-	}
-	s := make([]float32, n*r)
-	if err := lat.project.apply(y, n, s); err != nil {
-		return nil, err
-	}
-
 	lc := cfg
-	lc.StepSize, lc.Init, lc.Seed, lc.start = h, InitBase, splitmix64(cfg.Seed^latentSeedWalk), s
+	lc.StepSize, lc.Init, lc.Seed = h, InitBase, splitmix64(cfg.Seed^latentSeedWalk)
+	y := make([]float32, n*d) // y_0, then y
+	var s0 []float32          // s_0 = y_0·Q (plain ULA)
+	if !cfg.Weighted {
+		// starting points in ℝᵈ, exactly as the full sampler draws them
+		init := newSampler(m, &Batch{N: n, X: y}, cfg)
+		init.initialize()
+		init.pool.close()
+		for i := range y {
+			y[i] -= float32(mu[i%d])
+		}
+		s0 = make([]float32, n*r)
+		if err := lat.project.apply(y, n, s0); err != nil {
+			return nil, err
+		}
+		lc.start = s0
+	}
 	res, err := Sample(ctx, lat.m, lc)
 	if err != nil {
 		return nil, err
 	}
-	k := lc.TotalSteps()
-	a := 1 - h/(m.Info.BaseStd*m.Info.BaseStd)
-	aK, b2 := 1.0, 0.0
-	for j := 0; j < k; j++ {
-		b2 += 2 * h * aK * aK
-		aK *= a
+	aK, b := 0.0, sd
+	if !cfg.Weighted {
+		a := 1 - h/(sd*sd)
+		aK, b = 1, 0
+		for j := 0; j < lc.TotalSteps(); j++ {
+			b += 2 * h * aK * aK
+			aK *= a
+		}
+		b = math.Sqrt(b)
 	}
 	zeta := make([]float32, n*d)
 	ch := newChunking(&Batch{N: n})
@@ -196,8 +213,7 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 		lo, hi := ch.walkers(c)
 		kernels.Normal32(zeta[lo*d:hi*d], newStream(splitmix64(cfg.Seed^latentSeedNormal), uint64(c)).Uint64())
 	}
-	// y·Q = a^K·s_0 + b·ζ·Q
-	fa, fb := float32(aK), float32(math.Sqrt(b2))
+	fa, fb := float32(aK), float32(b)
 	for i := range y {
 		y[i] = fa*y[i] + fb*zeta[i]
 	}
@@ -205,9 +221,12 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 	if err := lat.project.apply(zeta, n, zq); err != nil {
 		return nil, err
 	}
-	t := res.Samples // s_K, overwritten by s_K − y·Q
+	t := res.Samples // s, overwritten by s − y·Q = s − a^K·s_0 − b·ζ·Q
 	for i := range t {
-		t[i] -= fa*s[i] + fb*zq[i]
+		t[i] -= fb * zq[i]
+		if s0 != nil {
+			t[i] -= fa * s0[i]
+		}
 	}
 	if err := lat.lift.apply(t, n, zeta); err != nil { // ζ's memory now holds t·Qᵀ
 		return nil, err
@@ -218,6 +237,9 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 	res.N, res.DataShape, res.Dim, res.Samples = n, append([]int(nil), m.Info.DataShape...), d, y
 	res.DataMin, res.DataMax = m.Info.DataMin, m.Info.DataMax
 	res.Seed, res.LatentDim = cfg.Seed, r
+	if cfg.Weighted {
+		res.LogZ += 0.5 * float64(d-r) * math.Log(2*math.Pi*sd*sd)
+	}
 	res.Elapsed = time.Since(start)
 	if err := checkFinite(res, h); err != nil {
 		return nil, err

@@ -191,15 +191,15 @@ func (r *Result) WalkerStepsPerSecond() float64 {
 // current model evaluation) when ctx is cancelled and returns an error
 // wrapping ctx.Err().
 //
-// Unweighted runs on an MLP whose latent model is loaded (LoadModel) walk in
-// its r dimensions instead of d, unless cfg.FullDim: the result has the same
-// distribution (the reduction is exact, see sampleLatent) at a cost per step
-// that does not depend on d. Weighted runs always walk in d dimensions.
+// Runs on an MLP whose latent model is loaded (LoadModel) walk in its r
+// dimensions instead of d, unless cfg.FullDim: the result has the same
+// distribution, and weighted runs the same log Z (the reduction is exact,
+// see sampleLatent), at a cost per step that does not depend on d.
 func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err := cfg.Validate(&m.Info); err != nil {
 		return nil, err
 	}
-	if m.latent != nil && !cfg.Weighted && !cfg.FullDim {
+	if m.latent != nil && !cfg.FullDim {
 		return sampleLatent(ctx, m, m.latent, cfg)
 	}
 	if cfg.RunBatch == 0 {
