@@ -21,7 +21,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   GO_TRAIN_TIME=5x; GO_ULA_TIME=0.5s
 else
   TI_ARGS=(); ULA_ARGS=(); SG_ARGS=()
-  GO_TRAIN_TIME=20x; GO_ULA_TIME=1s
+  GO_TRAIN_TIME=20x; GO_ULA_TIME=3s
 fi
 
 {
