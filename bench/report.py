@@ -116,7 +116,9 @@ def main():
     go_ula = parse_go(read("go_ula.txt"))
     pt_train = parse_jsonl(read("torch_train_iter.jsonl"))
     pt_ula = parse_jsonl(read("torch_ula.jsonl"))
-    sg = [json.loads(x) for x in read("sgemm.jsonl").splitlines() if x.startswith("{")]
+    sg = [dict(json.loads(x), when=when) for name, when in (("sgemm_start.jsonl", "start"), ("sgemm.jsonl", "with PyTorch"))
+          for x in read(name).splitlines() if x.startswith("{")]
+    ceiling = max((r["gflops"] for r in sg), default=None)
     env = read("env.txt").strip()
 
     print("# Benchmarks: Go vs PyTorch (CPU)\n")
@@ -149,6 +151,7 @@ def main():
           "Go (ORT) GFLOP/s | gorgonia GFLOP/s | PyTorch GFLOP/s | PyTorch variant, threads | ORT/PyTorch | "
           "gorgonia/PyTorch | ORT/PyTorch reference in ℝᵈ |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ceil_rows = []
     for row, gbench, pcase, N, d, H in ULA_CASES:
         gr = go_ula.get(gbench, {}).get("walker-steps/s")
         p = pt_ula.get(pcase)
@@ -162,15 +165,19 @@ def main():
         qg = q * fl / 1e9 if q else None
         print(f"| {row} | {fmt(gr, 0)} | {fmt(q, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(qg, 1)} | {fmt(pg, 1)} | "
               f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} | {ratio(q, pr)} | {ratio(gr, rr)} |")
+        if gg and ceiling:
+            ceil_rows.append(f"{row}: {gg:.1f} GFLOP/s = {100 * gg / ceiling:.0f} % of {ceiling:.1f}")
+    if ceil_rows:
+        print("\nONNX Runtime sampler against the best sgemm ceiling of this run: " + "; ".join(ceil_rows) + ".")
 
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
-    print("| library | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
-    print("|---|---|---|---|")
+    print("| library | measured | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
+    print("|---|---|---|---|---|")
     if not sg:
-        print("| n/a | n/a | n/a | n/a |")
+        print("| n/a | n/a | n/a | n/a | n/a |")
     for r in sg:
-        print(f"| {r['impl']} {r.get('version', '')} | {fmt(r['gflops'], 1)} | {fmt(r.get('gflops_median'), 1)} | "
-              f"{r.get('openblas_threads')} |")
+        print(f"| {r['impl']} {r.get('version', '')} | {r['when']} | {fmt(r['gflops'], 1)} | "
+              f"{fmt(r.get('gflops_median'), 1)} | {r.get('openblas_threads')} |")
 
     other = sorted(k for k in list(go_train) + list(go_ula) if not k.startswith("BenchmarkULA/")
                    if not any(k == f"BenchmarkTrainIteration/{c}" for c in TRAIN_CASES)
