@@ -55,7 +55,7 @@
 //
 //	POST /v1/sample                        {"model","version","n","steps","h","seed","weighted","init",
 //	                                        "extra_steps","resample_threshold","resample_scheme"}
-//	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z",…}
+//	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z","latent_dim",…}
 //	GET  /v2, /v2/health/live, /v2/health/ready
 //	GET  /v2/models/{name}[/versions/{v}][/ready]
 //	POST /v2/models/{name}[/versions/{v}]/infer   x FP32 [batch, shape…] → energy [batch], grad [batch, shape…]

@@ -325,6 +325,9 @@ type SampleResponse struct {
 	ESSFraction *float64  `json:"ess_fraction"`
 	LogZ        *float64  `json:"log_z"`
 	Resamplings int       `json:"resamplings"`
+	// LatentDim is r when the walk ran in the model's latent space
+	// (model.latent.onnx), absent when it ran in the full dimension.
+	LatentDim int `json:"latent_dim,omitempty"`
 	// WalkerStepsPerSecond is this request's sampler throughput.
 	WalkerStepsPerSecond float64 `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64 `json:"elapsed_seconds"`
@@ -414,7 +417,7 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	out := SampleResponse{
 		Model: m.Name, Version: m.Version, N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps, H: res.StepSize,
 		Seed: res.Seed, Weighted: res.Weighted, Shape: append([]int{res.N}, res.DataShape...),
-		Samples: make([][]float32, res.N), Resamplings: res.Resamplings,
+		Samples: make([][]float32, res.N), Resamplings: res.Resamplings, LatentDim: res.LatentDim,
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds(),
 	}
 	for i := range out.Samples {

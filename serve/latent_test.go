@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -309,4 +310,33 @@ func TestLatentWeighted(t *testing.T) {
 		}
 		t.Logf("log Ẑ latent %.4f full %.4f; ESS %.0f / %.0f", lat.LogZ, full.LogZ, e1, e2)
 	})
+}
+
+// The HTTP server loads the latent model beside DIR/<name>/<version>/model.onnx
+// and /v1/sample reports latent_dim, plain and weighted.
+func TestHTTPSampleLatent(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	latentFiles(t, filepath.Join(dir, "mnistish", "1"), narrowMLP(t, 0.5), 0.05)
+	reg, err := LoadDir(dir, LoadOptions{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(NewServer(reg, ServerConfig{Logger: quietLog}))
+	defer func() {
+		ts.Close()
+		reg.Close()
+	}()
+	for _, body := range []string{`{"n": 32, "steps": 5, "seed": 1}`, `{"n": 32, "steps": 5, "seed": 1, "weighted": true}`} {
+		var out SampleResponse
+		if code, b := call(t, "POST", ts.URL+"/v1/sample", body, &out); code != 200 {
+			t.Fatalf("%s: %d %s", body, code, b)
+		}
+		if out.LatentDim != 4 || len(out.Samples) != 32 || len(out.Samples[0]) != 12 || out.Shape[1] != 12 {
+			t.Errorf("%s: latent_dim %d, %d samples of %d, shape %v", body, out.LatentDim, len(out.Samples), len(out.Samples[0]), out.Shape)
+		}
+		if out.Weighted != strings.Contains(body, "weighted") || (out.Weighted && (out.LogZ == nil || len(out.LogWeights) != 32)) {
+			t.Errorf("%s: weighted %v, log_z %v, %d log-weights", body, out.Weighted, out.LogZ, len(out.LogWeights))
+		}
+	}
 }
