@@ -14,8 +14,8 @@
 //
 // Plain sampling ([Sample] with Weighted false) starts N walkers from the
 // model's base distribution N(μ0, σ0²I) (or uniformly in the data range) and
-// applies K ULA steps x ← x − h∇U(x) + √(2h)ξ to the whole batch, one ONNX
-// Runtime Run per step.
+// applies K ULA steps x ← x − h∇U(x) + √(2h)ξ to the whole batch, one model
+// evaluation per step (see Performance for how the batch is cut into Runs).
 //
 // Weighted sampling anneals from the base Gaussian to the model along
 //
