@@ -121,11 +121,17 @@ func TestLatentSamplerMatchesFullWalk(t *testing.T) {
 	p := narrowMLP(t, 0.8)
 	const n, steps, h, d = 30000, 40, 0.05, 12
 	m := loadLatentMLP(t, p, h, LoadOptions{})
-	lat, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 1})
+	for _, init := range []Init{InitBase, InitUniform} {
+		t.Run(string(init), func(t *testing.T) { latentMatchesFull(t, m, p, init, n, steps, d) })
+	}
+}
+
+func latentMatchesFull(t *testing.T, m *Model, p *models.Params, init Init, n, steps, d int) {
+	lat, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 1, Init: init})
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 2, FullDim: true})
+	full, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: steps, Seed: 2, Init: init, FullDim: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +144,13 @@ func TestLatentSamplerMatchesFullWalk(t *testing.T) {
 	moved := 0.0
 	for k := 0; k < d; k++ {
 		sdk := math.Sqrt((c1[k][k] + c2[k][k]) / 2)
-		if e := math.Abs(m1[k] - m2[k]); e > 5*sdk*math.Sqrt(2.0/n) {
-			t.Errorf("mean[%d]: latent %.4f, full %.4f (tolerance %.4f)", k, m1[k], m2[k], 5*sdk*math.Sqrt(2.0/n))
+		if e := math.Abs(m1[k] - m2[k]); e > 5*sdk*math.Sqrt(2.0/float64(n)) {
+			t.Errorf("mean[%d]: latent %.4f, full %.4f (tolerance %.4f)", k, m1[k], m2[k], 5*sdk*math.Sqrt(2.0/float64(n)))
 		}
 		moved = math.Max(moved, math.Abs(m2[k]-mu[k])/sdk)
 		for j := 0; j < d; j++ {
 			sdj := math.Sqrt((c1[j][j] + c2[j][j]) / 2)
-			if e := math.Abs(c1[k][j] - c2[k][j]); e > 6*sdk*sdj*math.Sqrt(2.0/n)*math.Sqrt(2) {
+			if e := math.Abs(c1[k][j] - c2[k][j]); e > 6*sdk*sdj*math.Sqrt(2.0/float64(n))*math.Sqrt(2) {
 				t.Errorf("cov[%d,%d]: latent %.4f, full %.4f", k, j, c1[k][j], c2[k][j])
 			}
 		}
