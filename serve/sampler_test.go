@@ -162,6 +162,9 @@ func TestSampleDeterministic(t *testing.T) {
 		if !slices.Equal(d.Samples, e.Samples) || !slices.Equal(d.LogWeights, e.LogWeights) {
 			t.Errorf("weighted=%v, run batch 777: different workers gave different results", weighted)
 		}
+		if !slices.Equal(a.Samples, d.Samples) || !slices.Equal(a.LogWeights, d.LogWeights) {
+			t.Errorf("weighted=%v: run batch 777 and the default gave different results (the noise follows fixed 64-walker chunks)", weighted)
+		}
 		if !slices.Equal(a.Samples, b.Samples) || !slices.Equal(a.Samples, c.Samples) {
 			t.Errorf("weighted=%v: same seed, different workers gave different samples", weighted)
 		}
