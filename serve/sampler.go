@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -481,12 +482,53 @@ func (s *sampler) initialize() {
 // gradient, part by part.
 func (s *sampler) runULA(ctx context.Context, ro *ort.RunOptions) error {
 	s.initialize()
+	if s.lanes {
+		return s.runULALanes(ctx, ro)
+	}
 	for k := 0; k < s.total; k++ {
 		if err := s.step(ctx, ro, nil, s.ulaFn); err != nil {
 			return s.stopped(k, err)
 		}
 		if s.cfg.Progress != nil {
 			s.cfg.Progress(k+1, s.total)
+		}
+	}
+	return nil
+}
+
+// runULALanes runs every step of plain ULA with lanes: walkers do not
+// interact, so each lane takes its share of the parts through all the steps
+// with no barrier between steps, and a lane slowed by the machine does not
+// hold the others up. Lane 0 reports progress; a failed lane stops the
+// others at their next part.
+func (s *sampler) runULALanes(ctx context.Context, ro *ort.RunOptions) error {
+	var failed atomic.Bool
+	for w := range s.errs {
+		s.errs[w] = nil
+	}
+	s.pool.run(func(w int) {
+		np := len(s.ch.parts)
+		for k := 0; k < s.total; k++ {
+			for j := w * np / s.pool.n; j < (w+1)*np/s.pool.n; j++ {
+				if failed.Load() {
+					return
+				}
+				if err := s.evalPart(ctx, j, ro); err != nil {
+					s.errs[w] = s.stopped(k, err)
+					failed.Store(true)
+					return
+				}
+				c := s.ch.parts[j]
+				s.ulaChunks(c[0], c[1])
+			}
+			if w == 0 && s.cfg.Progress != nil {
+				s.cfg.Progress(k+1, s.total)
+			}
+		}
+	})
+	for _, err := range s.errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
