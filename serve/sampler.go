@@ -433,9 +433,12 @@ func (s *sampler) step(ctx context.Context, ro *ort.RunOptions, before, after fu
 	for w := range s.errs {
 		s.errs[w] = nil
 	}
+	// the lanes take the parts in turn, so a lane slowed by the machine takes
+	// fewer of them
+	var next atomic.Int64
+	np := len(s.ch.parts)
 	s.pool.run(func(w int) {
-		np := len(s.ch.parts)
-		for j := w * np / s.pool.n; j < (w+1)*np/s.pool.n; j++ {
+		for j := int(next.Add(1)) - 1; j < np; j = int(next.Add(1)) - 1 {
 			c := s.ch.parts[j]
 			if before != nil {
 				before(c[0], c[1])
