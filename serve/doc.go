@@ -88,12 +88,15 @@
 // step allocates nothing but ONNX Runtime's own bookkeeping. On the CPU the
 // session runs one thread per Run, and the batch is cut into parts of
 // SampleConfig.RunBatch walkers (default min(DefaultRunBatch = 1024,
-// ⌈N/cores⌉), rounded to 64): each core takes a fixed share of the parts and
-// evaluates and moves them one after another, so the cores never wait for
-// each other inside a step and a part's activations stay in that core's
-// cache. On the 2-core development machine this beat one multi-threaded Run
-// per step by 1.2–1.6× (BenchmarkSampleULA against
-// BenchmarkSampleULAWholeBatch). The Langevin move is one fused C pass
+// ⌈N/cores⌉), rounded to 64), one Run per core at a time. In plain ULA each
+// core takes a fixed share of the parts through all the steps, evaluating and
+// moving them one after another with no barrier between steps (walkers do
+// not interact), and a part's activations stay in that core's cache; weighted
+// steps wait for each other (the resampling decision needs every weight) and
+// the cores take the parts of a step in turn. On the 2-core development
+// machine one Run per core beat one multi-threaded Run per step by 1.2–1.6×
+// (BenchmarkSampleULA against BenchmarkSampleULAWholeBatch), and dropping the
+// per-step barrier gave plain ULA another 1.1–1.5×. The Langevin move is one fused C pass
 // (internal/kernels.ULA32: 8-lane xoshiro128** and Box-Muller in AVX2).
 // Noise comes from fixed chunks of 64 walkers, each with its own stream
 // derived from the seed and the chunk index, so results depend on the seed
