@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Turn the raw outputs in bench/out/ into Markdown tables (Go vs PyTorch). Used by bench/run.sh.
 
-Reads: go_train.txt, go_ula.txt (go test -bench output), torch_train_iter.jsonl, torch_ula.jsonl,
+Reads: go_train_t*.txt, go_gula_t*.txt, go_ula_r*.txt (go test -bench output), torch_train_iter.jsonl, torch_ula_r*.jsonl,
 sgemm.jsonl, env.txt. A missing file or benchmark prints "n/a".
 """
 
@@ -89,6 +89,29 @@ def parse_jsonl(text):
     return out
 
 
+def sorted_rounds(prefix, suffix):
+    if not os.path.isdir(OUT):
+        return []
+    names = [f for f in os.listdir(OUT) if f.startswith(prefix) and f.endswith(suffix)]
+    return sorted(names, key=lambda f: int(f[len(prefix):-len(suffix)]) if f[len(prefix):-len(suffix)].isdigit() else 0)
+
+
+def median(v):
+    v = sorted(x for x in v if x is not None)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+
+
+def round_ratios(gs, ps):
+    """Median of the per-round ratios Go/PyTorch, with the rounds in brackets."""
+    rs = [g / p["walker_steps_per_s"] for g, p in zip(gs, ps) if g and p]
+    if not rs:
+        return "n/a"
+    m = median(rs)
+    return f"{m:.2f}×" + (" (" + ", ".join(f"{r:.2f}" for r in rs) + ")" if len(rs) > 1 else "")
+
+
 def fmt(x, nd=2):
     if x is None:
         return "n/a"
@@ -113,9 +136,9 @@ def threads(r):
 def main():
     go_train, go_train_threads = best_go("go_train", "ns/op", lower=True)
     go_gula, go_gula_threads = best_go("go_gula", "walker-steps/s", lower=False)
-    go_ula = parse_go(read("go_ula.txt"))
+    go_rounds = [parse_go(read(f)) for f in sorted_rounds("go_ula_r", ".txt")] or [parse_go(read("go_ula.txt"))]
     pt_train = parse_jsonl(read("torch_train_iter.jsonl"))
-    pt_ula = parse_jsonl(read("torch_ula.jsonl"))
+    pt_rounds = [parse_jsonl(read(f)) for f in sorted_rounds("torch_ula_r", ".jsonl")] or [parse_jsonl(read("torch_ula.jsonl"))]
     sg = [dict(json.loads(x), when=when) for name, when in (("sgemm_start.jsonl", "start"), ("sgemm.jsonl", "with PyTorch"))
           for x in read(name).splitlines() if x.startswith("{")]
     ceiling = max((r["gflops"] for r in sg), default=None)
@@ -143,7 +166,8 @@ def main():
         print(f"| {c} | {fmt(gms)} (OpenBLAS {gt}) | {fmt(pms)} | {fmt(gg, 1)} | {fmt(pg, 1)} | {p['variant'] if p else 'n/a'} | "
               f"{threads(p) if p else 'n/a'} | {ratio(pms, gms)} |")
 
-    print("\n## ULA sampler throughput (walker-steps/s, median; higher is better)\n")
+    print(f"\n## ULA sampler throughput (walker-steps/s, median of {max(len(go_rounds), len(pt_rounds))} alternating rounds; "
+          "higher is better)\n")
     print("GFLOP/s = walker-steps/s × 4·(d·H + H·H + H) / 1e9 (forward + input-gradient matmuls), with d the "
           "dimension the walk runs in (256 for the latent rows). The latent rows run the same reduction on both "
           "sides; the last column compares jarzyn-serve's default with the PyTorch reference walk in ℝᵈ.\n")
@@ -153,18 +177,22 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     ceil_rows = []
     for row, gbench, pcase, N, d, H in ULA_CASES:
-        gr = go_ula.get(gbench, {}).get("walker-steps/s")
-        p = pt_ula.get(pcase)
-        pr = p["walker_steps_per_s"] if p else None
-        ref = pt_ula.get(pcase.removesuffix("_latent"))
-        rr = ref["walker_steps_per_s"] if ref else None
+        gs = [r.get(gbench, {}).get("walker-steps/s") for r in go_rounds]
+        ps = [r.get(pcase) for r in pt_rounds]
+        refs = [r.get(pcase.removesuffix("_latent")) for r in pt_rounds]
+        gr = median([g for g in gs if g])
+        pvals = [p["walker_steps_per_s"] for p in ps if p]
+        pr = median(pvals)
+        p = next((x for x in ps if x and x["walker_steps_per_s"] == pr), None)
+        rr = median([x["walker_steps_per_s"] for x in refs if x])
         fl = 4.0 * (d * H + H * H + H)
         gg = gr * fl / 1e9 if gr else None
         pg = pr * fl / 1e9 if pr else None
         q = None if "Latent" in gbench else go_gula.get("BenchmarkULA/" + gbench.split("/")[1], {}).get("walker-steps/s")
         qg = q * fl / 1e9 if q else None
         print(f"| {row} | {fmt(gr, 0)} | {fmt(q, 0)} | {fmt(pr, 0)} | {fmt(gg, 1)} | {fmt(qg, 1)} | {fmt(pg, 1)} | "
-              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {ratio(gr, pr)} | {ratio(q, pr)} | {ratio(gr, rr)} |")
+              f"{(p['variant'] + ', ' + threads(p)) if p else 'n/a'} | {round_ratios(gs, ps)} | {ratio(q, pr)} | "
+              f"{round_ratios(gs, refs)} |")
         if gg and ceiling:
             ceil_rows.append(f"{row}: {gg:.1f} GFLOP/s = {100 * gg / ceiling:.0f} % of {ceiling:.1f}")
     if ceil_rows:
@@ -179,6 +207,7 @@ def main():
         print(f"| {r['impl']} {r.get('version', '')} | {r['when']} | {fmt(r['gflops'], 1)} | "
               f"{fmt(r.get('gflops_median'), 1)} | {r.get('openblas_threads')} |")
 
+    go_ula = {k: v for r in go_rounds for k, v in r.items()}
     other = sorted(k for k in list(go_train) + list(go_ula) if not k.startswith("BenchmarkULA/")
                    if not any(k == f"BenchmarkTrainIteration/{c}" for c in TRAIN_CASES)
                    and not any(k == u[1] for u in ULA_CASES))

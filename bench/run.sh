@@ -6,7 +6,8 @@
 #   QUICK=1 bash bench/run.sh    # short timings, for trying the script out
 #
 # Environment: PY (default /usr/bin/python3: Debian's python3-torch), GO (default go),
-# TORCH_CONFIGS (thread configs for the PyTorch sweep, default "1:2,2:2,2:2:passive"),
+# TORCH_CONFIGS (thread configs for the PyTorch sweep, default "1:2,2:2,2:2:passive"), ULA_ROUNDS (sampler
+# rounds, Go and PyTorch alternating, default 3),
 # SKIP_GO=1 / SKIP_PY=1 to skip one side.
 # A Go benchmark that does not exist (yet) shows as "n/a"; the script never stops on a failing step.
 set -u
@@ -18,10 +19,10 @@ GO=${GO:-go}
 CONFIGS=${TORCH_CONFIGS:-1:2,2:2,2:2:passive}
 if [ "${QUICK:-0}" = 1 ]; then
   TI_ARGS=(--min-iters 5 --min-time 0.5); ULA_ARGS=(--min-repeats 3 --min-time 0.5); SG_ARGS=(--repeats 3)
-  GO_TRAIN_TIME=5x; GO_ULA_TIME=0.5s
+  GO_TRAIN_TIME=5x; GO_ULA_TIME=0.5s; ULA_ROUNDS=${ULA_ROUNDS:-1}
 else
   TI_ARGS=(); ULA_ARGS=(); SG_ARGS=()
-  GO_TRAIN_TIME=20x; GO_ULA_TIME=3s
+  GO_TRAIN_TIME=20x; GO_ULA_TIME=3s; ULA_ROUNDS=${ULA_ROUNDS:-3}
 fi
 
 {
@@ -54,9 +55,6 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
     OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkULA' -benchtime "$GO_TRAIN_TIME" ./train/ \
       > "$OUT/go_gula_t$t.txt" 2>&1 || echo "(gorgonia ULA benchmarks failed: see $OUT/go_gula_t$t.txt)" >&2
   done
-  step "go test -bench 'BenchmarkSampleULA(Latent)?$' ./serve/"
-  $GO test -run '^$' -bench 'BenchmarkSampleULA(Latent)?$' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula.txt" 2>&1 \
-    || echo "(go ULA benchmarks failed or missing: see $OUT/go_ula.txt)" >&2
 fi
 
 if [ "${SKIP_PY:-0}" != 1 ]; then
@@ -67,11 +65,24 @@ if [ "${SKIP_PY:-0}" != 1 ]; then
   OPENBLAS_NUM_THREADS=2 $PY bench/torch_train_iter.py --configs "$CONFIGS" "${TI_ARGS[@]}" \
     > "$OUT/torch_train_iter.jsonl" 2> "$OUT/torch_train_iter.log" \
     || echo "(torch_train_iter failed: see $OUT/torch_train_iter.log)" >&2
-  step "PyTorch ULA throughput (thread sweep $CONFIGS)"
-  OPENBLAS_NUM_THREADS=2 $PY bench/torch_ula.py --configs "$CONFIGS" "${ULA_ARGS[@]}" \
-    > "$OUT/torch_ula.jsonl" 2> "$OUT/torch_ula.log" \
-    || echo "(torch_ula failed: see $OUT/torch_ula.log)" >&2
 fi
+
+# The sampler comparison alternates Go and PyTorch ULA_ROUNDS times (default 3), so that both sides see the
+# same drift of the machine; the report takes per-round ratios and their median.
+rm -f "$OUT"/go_ula_r*.txt "$OUT"/torch_ula_r*.jsonl
+for r in $(seq 1 "$ULA_ROUNDS"); do
+  if [ "${SKIP_GO:-0}" != 1 ]; then
+    step "round $r/$ULA_ROUNDS: go test -bench 'BenchmarkSampleULA(Latent)?$' ./serve/"
+    $GO test -run '^$' -bench 'BenchmarkSampleULA(Latent)?$' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_ula_r$r.txt" 2>&1 \
+      || echo "(go ULA benchmarks failed or missing: see $OUT/go_ula_r$r.txt)" >&2
+  fi
+  if [ "${SKIP_PY:-0}" != 1 ]; then
+    step "round $r/$ULA_ROUNDS: PyTorch ULA throughput (thread sweep $CONFIGS)"
+    OPENBLAS_NUM_THREADS=2 $PY bench/torch_ula.py --configs "$CONFIGS" "${ULA_ARGS[@]}" \
+      > "$OUT/torch_ula_r$r.jsonl" 2>> "$OUT/torch_ula.log" \
+      || echo "(torch_ula failed: see $OUT/torch_ula.log)" >&2
+  fi
+done
 
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/env.txt"
 $PY bench/report.py "$OUT" | tee "$OUT/report.md"
