@@ -14,7 +14,8 @@ import (
 // [batch] and grad [batch, d] (nodes "energy" and "grad" under the builder's
 // prefix). The gradient is explicit
 // reverse-mode differentiation: δ = W_Lᵀ at the last hidden layer, then
-// δ ← (δ ⊙ act′(z_i))·W_iᵀ down to the input, plus (x − μ0)/σ0².
+// δ ← (δ ⊙ act′(z_i))·W_iᵀ down to the input, plus (x − μ0)/σ0²; the
+// constant first δ is folded into the last hidden layer's weights.
 // The activation derivatives are σ(z)(1 + z(1 − σ(z))) for SiLU (computed as
 // σ + silu·(1 − σ)), σ(z) for softplus and 1 − tanh² for tanh.
 func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
@@ -49,17 +50,25 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	energy = b.Squeeze("energy", b.Add("mlp/energy", q, f), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
 
-	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row.
-	// The first layer's GEMM also adds the base term (x − μ0)/σ0² (Gemm's
-	// beta·C), so the gradient costs no elementwise pass over [batch, d].
-	delta := b.floats(fmt.Sprintf("backward/layer%d/w_t", last), wL, 1, l[last])
+	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row,
+	// so its δ ⊙ act′ needs no node: the scale by W_L is folded into that
+	// layer's weights, (act′ ⊙ W_Lᵀ)·W_iᵀ = act′·(W_i·diag(W_L))ᵀ. The first
+	// layer's GEMM also adds the base term (x − μ0)/σ0² (Gemm's beta·C), so
+	// the gradient costs no elementwise pass over [batch, d].
+	var delta string
 	for i := last - 1; i >= 0; i-- {
-		dz := b.Mul(fmt.Sprintf("backward/layer%d/act", i), delta, derivs[i])
+		wt := fmt.Sprintf("param/w%d", i)
+		dz := derivs[i]
+		if i == last-1 {
+			wt = b.floats(fmt.Sprintf("backward/layer%d/w_scaled", i), scaleColumns(p.Tensors[2*i].Data, wL, l[i], l[i+1]), l[i], l[i+1])
+		} else {
+			dz = b.Mul(fmt.Sprintf("backward/layer%d/act", i), delta, dz)
+		}
 		if i == 0 {
-			grad = b.GemmScaled("grad", dz, "param/w0", diff, inv, true)
+			grad = b.GemmScaled("grad", dz, wt, diff, inv, true)
 			break
 		}
-		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, fmt.Sprintf("param/w%d", i), "", true)
+		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, wt, "", true)
 	}
 	b.doc("∇ₓU = ∇ₓf + (x − μ0)/σ0², the first layer's backward GEMM with beta = 1/σ0²")
 	return energy, grad
@@ -84,6 +93,17 @@ func activation(b *builder, prefix string, act models.Activation, z string) (y, 
 		panic(fmt.Sprintf("export: unknown activation %q", act)) // Spec.Validate rules this out
 	}
 	return y, dy
+}
+
+// scaleColumns returns w [rows, cols] (row-major) with column j times c[j].
+func scaleColumns(w, c []float64, rows, cols int) []float64 {
+	out := make([]float64, len(w))
+	for r := 0; r < rows; r++ {
+		for j := 0; j < cols; j++ {
+			out[r*cols+j] = w[r*cols+j] * c[j]
+		}
+	}
+	return out
 }
 
 func allZero(v []float64) bool {
