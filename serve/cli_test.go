@@ -27,6 +27,29 @@ func runMain(t *testing.T, ctx context.Context, args ...string) (int, string, st
 	return code, out.String(), errb.String()
 }
 
+// runSample runs `sample --out out args…` in-process, fails the test unless
+// it exits 0 with an empty stderr, and returns the JSON summary and the
+// output file.
+func runSample(t *testing.T, out string, args ...string) (SampleSummary, []byte) {
+	t.Helper()
+	code, stdout, stderr := runMain(t, context.Background(), append([]string{"sample", "--out", out}, args...)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stderr != "" {
+		t.Errorf("stderr not empty off a terminal: %q", stderr)
+	}
+	var sum SampleSummary
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatalf("summary %q: %v", stdout, err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum, b
+}
+
 func gaussianFile(t *testing.T) string {
 	t.Helper()
 	needORT(t)
@@ -37,23 +60,7 @@ func TestMainSampleCSV(t *testing.T) {
 	model := gaussianFile(t)
 	dir := t.TempDir()
 	run := func(name string, extra ...string) (SampleSummary, []byte) {
-		out := filepath.Join(dir, name)
-		code, stdout, stderr := runMain(t, context.Background(), append([]string{"sample", "--model", model, "--n", "300", "--steps", "20", "--out", out}, extra...)...)
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		if stderr != "" {
-			t.Errorf("stderr not empty off a terminal: %q", stderr)
-		}
-		var sum SampleSummary
-		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
-			t.Fatalf("summary %q: %v", stdout, err)
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sum, b
+		return runSample(t, filepath.Join(dir, name), append([]string{"--model", model, "--n", "300", "--steps", "20"}, extra...)...)
 	}
 	sum, a := run("a.csv", "--seed", "9")
 	_, b := run("b.csv", "--seed", "9")

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -220,20 +219,7 @@ func TestMainSampleLatent(t *testing.T) {
 	model := latentFiles(t, t.TempDir(), narrowMLP(t, 0.5), 0.05)
 	dir := t.TempDir()
 	run := func(name string, extra ...string) (SampleSummary, string) {
-		out := filepath.Join(dir, name)
-		args := append([]string{"sample", "--model", model, "--n", "200", "--steps", "10", "--seed", "4", "--out", out}, extra...)
-		code, stdout, stderr := runMain(t, context.Background(), args...)
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var sum SampleSummary
-		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
-			t.Fatalf("summary %q: %v", stdout, err)
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum, b := runSample(t, filepath.Join(dir, name), append([]string{"--model", model, "--n", "200", "--steps", "10", "--seed", "4"}, extra...)...)
 		return sum, string(b)
 	}
 	lat, a := run("a.csv")
