@@ -344,11 +344,6 @@ func (s *sampler) forChunks(first, end int, fn func(w int)) {
 	s.pool.run(fn)
 }
 
-// forPart runs fn on the pool over the chunks of batch part j.
-func (s *sampler) forPart(j int, fn func(w int)) {
-	s.forChunks(s.ch.parts[j][0], s.ch.parts[j][1], fn)
-}
-
 // initBase draws X ~ N(μ0, σ0²I) exactly.
 func (s *sampler) initBase(w int) {
 	lo, hi := s.pool.span(w, s.cLo, s.cHi)
@@ -666,7 +661,8 @@ func (s *sampler) result() *Result {
 }
 
 // heavyModelMACs is the per-walker work (multiply-adds of one evaluation)
-// above which the CPU sampler evaluates the whole batch in one Run.
+// above which a CPU session with multi-threaded Runs (Model.Lanes = 1)
+// evaluates the whole batch in one Run.
 const heavyModelMACs = 1 << 16
 
 // heavyModel reports whether one evaluation of a walker costs at least
