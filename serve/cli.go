@@ -132,7 +132,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	extra := fs.Int("extra-steps", 0, "weighted: extra ULA steps at β = 1 after the schedule")
 	threshold := fs.Float64("resample-threshold", 0.5, "weighted: resample when ESS/N falls below this (0 = never)")
 	scheme := fs.String("resample", "systematic", "weighted: resampling scheme, systematic or multinomial")
-	runBatch := fs.Int("run-batch", 0, fmt.Sprintf("walkers per ONNX Runtime Run (default %d on the CPU, the whole batch on CUDA; ≥ --n: one Run per step)", DefaultRunBatch))
+	runBatch := fs.Int("run-batch", 0, fmt.Sprintf("walkers per ONNX Runtime Run, rounded up to a multiple of 64 (default min(%d, n/cores) on the CPU, the whole batch on CUDA); results do not depend on it", DefaultRunBatch))
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	verbose := fs.Bool("v", false, "log model loading")
 	load := loadFlags(fs)
