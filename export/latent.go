@@ -13,10 +13,6 @@ import (
 // orthonormal basis that maps latent points back (models.Latent).
 const OutputBasis = "basis"
 
-// LatentPath is where a latent model sits beside the energy model at path
-// (models.LatentPath): model.onnx → model.latent.onnx.
-func LatentPath(path string) string { return models.LatentPath(path) }
-
 // BuildLatent exports the exact latent reduction l of p (models.Latent) as
 // an ONNX model: input "x" float32 [batch, r] (latent points s), outputs
 // "energy" [batch] = V(s), "grad" [batch, r] = ∇V(s) and "basis" [d, r] = Q.
@@ -78,4 +74,29 @@ func latentReference(l *models.Latent, full models.Spec, x, refU, refG []float64
 		}
 	}
 	return s, v, gv
+}
+
+// BuildMatMul returns the ONNX model of y = x·W for a fixed W [in, out]
+// (float32, row-major): input "x" float32 [batch, in], initializer "W",
+// output "y" [batch, out]. jarzyn-serve runs the latent sampler's maps
+// between ℝᵈ and ℝʳ with it.
+func BuildMatMul(w []float32, in, out int) ([]byte, error) {
+	if len(w) != in*out {
+		return nil, fmt.Errorf("export: matmul weights have %d values, want %d×%d", len(w), in, out)
+	}
+	b := newBuilder("jarzyn_projection", fmt.Sprintf("y = x·W, W fixed [%d, %d].", in, out))
+	batch := dim{param: BatchDim}
+	b.input("x", "rows", batch, dim{value: int64(in)})
+	w64 := make([]float64, len(w))
+	for i, v := range w {
+		w64[i] = float64(v)
+	}
+	b.MatMul("y", "x", b.floats("W", w64, in, out))
+	b.output("y", "x·W", batch, dim{value: int64(out)})
+	g, err := b.graph()
+	if err != nil {
+		return nil, err
+	}
+	m := modelProto{irVersion: IRVersion, opsets: []opsetID{{domain: "", version: Opset}}, producerName: "jarzyn", graph: g}
+	return m.marshal(), nil
 }

@@ -34,14 +34,14 @@ func TestRunWritesLatent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, statErr := os.Stat(LatentPath(out))
+			_, statErr := os.Stat(models.LatentPath(out))
 			if !c.latent {
 				if res.LatentOut != "" || statErr == nil {
 					t.Fatalf("latent written for %v: %+v", c.p.Spec, res)
 				}
 				return
 			}
-			if res.LatentOut != LatentPath(out) || res.LatentRank != 4 || statErr != nil {
+			if res.LatentOut != models.LatentPath(out) || res.LatentRank != 4 || statErr != nil {
 				t.Fatalf("result %+v, stat %v", res, statErr)
 			}
 			if res.LatentEnergyErr > Tolerance || res.LatentGradErr > Tolerance || res.LatentEnergyErr == 0 {
@@ -59,13 +59,5 @@ func TestRunWritesLatent(t *testing.T) {
 				t.Errorf("latent metadata %+v", m)
 			}
 		})
-	}
-}
-
-func TestLatentPath(t *testing.T) {
-	for in, want := range map[string]string{"m/model.onnx": "m/model.latent.onnx", "x": "x.latent.onnx", "a.b/c.onnx": "a.b/c.latent.onnx"} {
-		if got := LatentPath(in); got != want {
-			t.Errorf("LatentPath(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -73,7 +73,7 @@ type Result struct {
 	DataLike           string // where the data-like half of the inputs came from
 	Reference          string
 	EnergyErr, GradErr float64
-	// LatentOut is the latent model written beside Out (LatentPath), "" when
+	// LatentOut is the latent model written beside Out (models.LatentPath), "" when
 	// the model has no latent reduction; LatentRank is its r, and the errors
 	// are its parity against the same reference.
 	LatentOut                      string
@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := atomicfile.WriteFile(o.Out, model, 0o644); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	lp := LatentPath(o.Out)
+	lp := models.LatentPath(o.Out)
 	if latent == nil {
 		// a latent model left by an earlier export would not match this one
 		if err := os.Remove(lp); err != nil && !errors.Is(err, fs.ErrNotExist) {

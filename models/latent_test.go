@@ -116,3 +116,11 @@ func seq(n int, step float64) []float64 {
 	}
 	return v
 }
+
+func TestLatentPath(t *testing.T) {
+	for in, want := range map[string]string{"m/model.onnx": "m/model.latent.onnx", "x": "x.latent.onnx", "a.b/c.onnx": "a.b/c.latent.onnx"} {
+		if got := LatentPath(in); got != want {
+			t.Errorf("LatentPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

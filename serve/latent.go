@@ -56,7 +56,7 @@ func loadLatent(path string, data []byte, full *ModelInfo, opt LoadOptions) *lat
 }
 
 func openLatent(lp string, energy []byte, full *ModelInfo, opt LoadOptions) (*latentModel, error) {
-	m, _, err := loadModelFile(lp, opt, models.GraphLatent)
+	m, data, err := loadModelFile(lp, opt, models.GraphLatent)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func openLatent(lp string, energy []byte, full *ModelInfo, opt LoadOptions) (*la
 		m.Close()
 		return nil, fmt.Errorf("it belongs to another model file (%s=%s, this model's SHA-256 is %s); export again", models.KeyLatentOf, m.Info.LatentOf, want)
 	}
-	basis, d, err := readBasis(lp, m.Info.Dim)
+	basis, d, err := readBasis(data, m.Info.Dim)
 	if err == nil && (d != full.Dim || m.Info.BaseStd != full.BaseStd) {
 		err = fmt.Errorf("it reduces a model with d=%d and σ0=%g, this one has d=%d and σ0=%g", d, m.Info.BaseStd, full.Dim, full.BaseStd)
 	}
@@ -92,16 +92,16 @@ func openLatent(lp string, energy []byte, full *ModelInfo, opt LoadOptions) (*la
 	return lat, nil
 }
 
-// readBasis evaluates the latent model's basis output once and checks it:
-// finite, with unit columns.
-func readBasis(lp string, r int) ([]float32, int, error) {
+// readBasis evaluates the basis output of the latent model held in data
+// once and checks it: finite, with unit columns.
+func readBasis(data []byte, r int) ([]float32, int, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, 0, err
 	}
 	defer so.Destroy()
 	_ = so.SetIntraOpNumThreads(1)
-	sess, err := ort.NewDynamicAdvancedSession(lp, []string{InputX}, []string{OutputBasis}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputX}, []string{OutputBasis}, so)
 	if err != nil {
 		return nil, 0, fmt.Errorf("no %s output: %v", OutputBasis, err)
 	}

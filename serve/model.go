@@ -199,11 +199,7 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 		sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
 		return err
 	}
-	if dev == DeviceCUDA {
-		_, err = withGoSignalHandlers(create)
-	} else {
-		err = create()
-	}
+	err = onDevice(dev, create)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: model %s: creating the %s session failed: %v", path, dev, err)
 	}
@@ -230,11 +226,7 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 		}
 		return nil
 	}
-	if dev == DeviceCUDA {
-		_, err = withGoSignalHandlers(warm)
-	} else {
-		err = warm()
-	}
+	err = onDevice(dev, warm)
 	if err != nil {
 		sess.Destroy()
 		return nil, nil, fmt.Errorf("serve: model %s: test evaluation failed: %v", path, err)
@@ -242,6 +234,17 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 	opt.logger().Info("model loaded", "path", path, "name", opt.Name, "version", opt.Version, "family", info.Family,
 		"data_shape", info.DataShape, "device", string(dev), "threads", m.Threads, "ort", lib)
 	return m, data, nil
+}
+
+// onDevice runs f, which creates or first runs a session on dev; on CUDA,
+// whose libraries install signal handlers of their own, Go's are restored
+// afterwards.
+func onDevice(dev Device, f func() error) error {
+	if dev == DeviceCUDA {
+		_, err := withGoSignalHandlers(f)
+		return err
+	}
+	return f()
 }
 
 // readMetadata parses the jarzyn.* metadata of an ONNX model.
