@@ -25,6 +25,9 @@ type builder struct {
 	consts  map[string]string
 	initIdx map[string]int
 	err     error
+	// fused makes activation use the fused operators of FusedDomain
+	// (BuildFused); set on the root builder.
+	fused bool
 }
 
 func newBuilder(name, doc string) *builder {
@@ -158,6 +161,18 @@ func (b *builder) node(name, op string, inputs []string, attrs ...attribute) str
 	b.claim(name)
 	b.g.nodes = append(b.g.nodes, nodeProto{name: name, opType: op, inputs: inputs, outputs: []string{name}, attrs: attrs})
 	return name
+}
+
+// fusedPair appends an operator of FusedDomain with two outputs named
+// name+"/"+out0 and name+"/"+out1.
+func (b *builder) fusedPair(name, op string, inputs []string, out0, out1 string) (string, string) {
+	name = b.prefix + name
+	y, d := name+"/"+out0, name+"/"+out1
+	b.claim(name)
+	b.claim(y)
+	b.claim(d)
+	b.g.nodes = append(b.g.nodes, nodeProto{name: name, opType: op, domain: FusedDomain, inputs: inputs, outputs: []string{y, d}})
+	return y, d
 }
 
 // doc sets the doc_string of the most recently added node.

@@ -23,15 +23,26 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	l := s.Layers()
 	last := len(l) - 2 // index of the output layer
 
+	// With the fused operators, the last hidden layer's activations are only
+	// needed as their dot product with W_L: FusedSiLUDot computes it and the
+	// derivative in one pass, without writing the activations.
+	dotLast := b.top().fused && s.Activation == models.SiLU
 	h := x
 	derivs := make([]string, last)
+	var dot string // Σ_j act(z_j)·W_L[j], with dotLast
+	wL := p.Tensors[2*last].Data
 	for i := 0; i < last; i++ {
 		w := b.floats(fmt.Sprintf("param/w%d", i), p.Tensors[2*i].Data, l[i], l[i+1])
 		bias := b.floats(fmt.Sprintf("param/b%d", i), p.Tensors[2*i+1].Data, l[i+1])
 		z := b.Gemm(fmt.Sprintf("layer%d/gemm", i), h, w, bias, false)
-		h, derivs[i] = activation(b, fmt.Sprintf("layer%d/%s", i, s.Activation), s.Activation, z)
+		prefix := fmt.Sprintf("layer%d/%s", i, s.Activation)
+		if dotLast && i == last-1 {
+			wOut := b.floats(fmt.Sprintf("param/w%d", last), wL, l[last], 1)
+			derivs[i], dot = b.fusedPair(prefix, FusedSiLUDot, []string{z, wOut}, "deriv", "dot")
+			break
+		}
+		h, derivs[i] = activation(b, prefix, s.Activation, z)
 	}
-	wL := p.Tensors[2*last].Data
 	inv := 1 / (s.BaseStd * s.BaseStd)
 	diff := x // x − μ0, with no node when μ0 = 0
 	if !allZero(s.Mu0()) {
@@ -41,9 +52,15 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	// (0.75 against 0.29 ms on 1024×784 floats, one thread)
 	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
 	b.doc("|x − μ0|²")
-	// the output layer's GEMM adds |x − μ0|²/(2σ0²) as its beta·C
-	w := b.floats(fmt.Sprintf("param/w%d", last), wL, l[last], 1)
-	fq := b.GemmScaled(fmt.Sprintf("layer%d/gemm", last), h, w, sq, 0.5*inv, false)
+	var fq string
+	if dot != "" {
+		// |x − μ0|²·(1/(2σ0²)) + f as one Gemm with a 1×1 B
+		fq = b.Gemm(fmt.Sprintf("layer%d/gemm", last), sq, b.floats("base/half_precision", []float64{0.5 * inv}, 1, 1), dot, false)
+	} else {
+		// the output layer's GEMM adds |x − μ0|²/(2σ0²) as its beta·C
+		w := b.floats(fmt.Sprintf("param/w%d", last), wL, l[last], 1)
+		fq = b.GemmScaled(fmt.Sprintf("layer%d/gemm", last), h, w, sq, 0.5*inv, false)
+	}
 	b.doc("f(x) − b_L + |x − μ0|²/(2σ0²)")
 	bias := b.floats(fmt.Sprintf("param/b%d", last), p.Tensors[2*last+1].Data, 1)
 	energy = b.Squeeze("energy", b.Add("mlp/energy", fq, bias), 1)
@@ -75,17 +92,19 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 
 // activation applies act to z and returns the activation and its derivative.
 func activation(b *builder, prefix string, act models.Activation, z string) (y, dy string) {
-	switch act {
-	case models.SiLU:
+	switch {
+	case act == models.SiLU && b.top().fused:
+		return b.fusedPair(prefix, FusedSiLU, []string{z}, "out", "deriv")
+	case act == models.SiLU:
 		sig := b.Sigmoid(prefix+"/sigmoid", z)
 		y = b.Mul(prefix+"/out", z, sig)
 		one := b.Sub(prefix+"/one_minus_sigmoid", b.scalar(1), sig)
 		dy = b.Add(prefix+"/deriv", sig, b.Mul(prefix+"/deriv_term", y, one))
 		b.doc("silu′(z) = σ(z) + silu(z)(1 − σ(z))")
-	case models.Softplus:
+	case act == models.Softplus:
 		y = b.Softplus(prefix+"/out", z)
 		dy = b.Sigmoid(prefix+"/deriv", z)
-	case models.Tanh:
+	case act == models.Tanh:
 		y = b.Tanh(prefix+"/out", z)
 		dy = b.Sub(prefix+"/deriv", b.scalar(1), b.Mul(prefix+"/out_sq", y, y))
 	default:

@@ -66,6 +66,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 	cudaLib := fs.String("cuda-ep-lib", "", "CUDA plugin execution provider libonnxruntime_providers_cuda.so (default $"+CUDAEnvVar+", then next to the ONNX Runtime library)")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads per Run (default 1: one Run per core, each on its own walkers)")
 	noLatent := fs.Bool("no-latent", false, "ignore the model's latent reduction (model.latent.onnx) and always sample in the full dimension")
+	noFused := fs.Bool("no-fused", false, "run the file's graph as it is on the CPU, without jarzyn's fused activation operators")
 	return func() (LoadOptions, error) {
 		d, err := ParseDevice(*device)
 		if err != nil {
@@ -74,7 +75,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 		if *threads < 0 {
 			return LoadOptions{}, fmt.Errorf("serve: --threads must be ≥ 0, got %d", *threads)
 		}
-		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent}, nil
+		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent, NoFused: *noFused}, nil
 	}
 }
 

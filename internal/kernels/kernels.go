@@ -22,6 +22,26 @@ func SiLUGrad(x, y, gy, out []float32) {
 	siluGrad(x, y[:len(x)], gy[:len(x)], out[:len(x)])
 }
 
+// SiLUDeriv writes y[i] = z[i]·σ(z[i]) and d[i] = σ(z)(1 + z(1 − σ(z))), the
+// activation and its derivative, in one pass over z.
+func SiLUDeriv(z, y, d []float32) {
+	if len(y) < len(z) || len(d) < len(z) {
+		panic("kernels: outputs shorter than input")
+	}
+	siluDeriv(z, y[:len(z)], d[:len(z)])
+}
+
+// SiLUDerivDot is SiLUDeriv on the rows×len(w) matrix z (row-major) keeping
+// each row's activations only as their dot product with w:
+// f[r] = Σ_j silu(z[r][j])·w[j], d = silu′(z).
+func SiLUDerivDot(z, w, d, f []float32) {
+	cols := len(w)
+	if cols == 0 || len(z)%cols != 0 || len(d) < len(z) || len(f) < len(z)/cols {
+		panic("kernels: SiLUDerivDot shapes do not match")
+	}
+	siluDerivDot(z, w, d[:len(z)], f[:len(z)/cols])
+}
+
 // Normal32 fills out with independent standard normal draws from the stream
 // named by key. The stream is eight xoshiro128** generators run side by side,
 // lane j seeded from the splitmix64 outputs 2j and 2j+1 of key. Each block of

@@ -17,6 +17,15 @@ void jz_set_scalar(int on);
 void jz_silu_f32(const float *x, float *out, long n);
 void jz_silu_grad_f32(const float *x, const float *y, const float *gy, float *out, long n);
 
+// jz_silu_deriv_f32 writes y[i] = silu(z[i]) and d[i] = silu′(z[i]) in one
+// pass (ONNX Runtime's fused activation operator, internal/ortops).
+void jz_silu_deriv_f32(const float *z, float *y, float *d, long n);
+
+// jz_silu_deriv_dot_f32 is jz_silu_deriv_f32 on a rows×cols matrix z that
+// keeps the activations only as their dot products with w:
+// f[r] = Σ_j silu(z[r][j])·w[j] and d = silu′(z).
+void jz_silu_deriv_dot_f32(const float *z, const float *w, float *d, float *f, long rows, long cols);
+
 // jz_normal_f32 fills out[0..n) with independent N(0, 1) draws from the
 // stream named by key (Box-Muller on eight-lane xoshiro128** uniforms).
 void jz_normal_f32(float *out, long n, unsigned long long key);

@@ -29,6 +29,22 @@ func siluGrad(x, y, gy, out []float32) {
 		(*C.float)(unsafe.Pointer(&gy[0])), (*C.float)(unsafe.Pointer(&out[0])), C.long(len(x)))
 }
 
+func siluDeriv(z, y, d []float32) {
+	if len(z) == 0 {
+		return
+	}
+	C.jz_silu_deriv_f32((*C.float)(unsafe.Pointer(&z[0])), (*C.float)(unsafe.Pointer(&y[0])),
+		(*C.float)(unsafe.Pointer(&d[0])), C.long(len(z)))
+}
+
+func siluDerivDot(z, w, d, f []float32) {
+	if len(z) == 0 {
+		return
+	}
+	C.jz_silu_deriv_dot_f32((*C.float)(unsafe.Pointer(&z[0])), (*C.float)(unsafe.Pointer(&w[0])),
+		(*C.float)(unsafe.Pointer(&d[0])), (*C.float)(unsafe.Pointer(&f[0])), C.long(len(f)), C.long(len(w)))
+}
+
 func normal32(out []float32, key uint64) {
 	if len(out) == 0 {
 		return

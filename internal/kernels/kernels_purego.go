@@ -34,6 +34,35 @@ func silu(x, out []float32) {
 	}
 }
 
+func siluDeriv(z, y, d []float32) {
+	for i, v := range z {
+		a := v
+		if a < 0 {
+			a = -a
+		}
+		e := expNeg(a)
+		s := 1 / (1 + e)
+		if v < 0 {
+			s *= e
+		}
+		y[i] = v * s
+		d[i] = s * (1 + v*(1-s))
+	}
+}
+
+func siluDerivDot(z, w, d, f []float32) {
+	cols := len(w)
+	y := make([]float32, cols)
+	for r := range f {
+		siluDeriv(z[r*cols:(r+1)*cols], y, d[r*cols:(r+1)*cols])
+		var acc float32
+		for j, v := range y {
+			acc += v * w[j]
+		}
+		f[r] = acc
+	}
+}
+
 func siluGrad(x, y, gy, out []float32) {
 	for i, v := range x {
 		var s float32

@@ -26,6 +26,18 @@ func testSiLUAgainstFloat64(t *testing.T) {
 	}
 	SiLU(x, y)
 	SiLUGrad(x, y, gy, g)
+	// odd lengths exercise the vector loop and the scalar tail together
+	fy, fd := make([]float32, n), make([]float32, n)
+	SiLUDeriv(x, fy, fd)
+	for i, v := range x {
+		s := sigmoid(float64(v))
+		if want := float64(v) * s; math.Abs(float64(fy[i])-want) > 2e-6*math.Max(1, math.Abs(want)) {
+			t.Fatalf("SiLUDeriv(%v) y = %v, want %v (%s)", v, fy[i], want, Implementation)
+		}
+		if want := s * (1 + float64(v)*(1-s)); math.Abs(float64(fd[i])-want) > 3e-6*math.Max(1, math.Abs(want)) {
+			t.Fatalf("SiLUDeriv(%v) d = %v, want %v (%s)", v, fd[i], want, Implementation)
+		}
+	}
 	for i, v := range x {
 		s := sigmoid(float64(v))
 		want := float64(v) * s
@@ -37,6 +49,37 @@ func testSiLUAgainstFloat64(t *testing.T) {
 			t.Fatalf("SiLUGrad(%v) = %v, want %v (%s)", v, g[i], wg, Implementation)
 		}
 	}
+}
+
+func TestSiLUDerivDot(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, c := range []struct{ rows, cols int }{{1, 1}, {3, 7}, {5, 8}, {4, 131}, {64, 128}} {
+			z, w := make([]float32, c.rows*c.cols), make([]float32, c.cols)
+			for i := range z {
+				z[i] = float32(math.Sin(float64(i)*1.7) * 12)
+			}
+			for j := range w {
+				w[j] = float32(math.Cos(float64(j)*0.9)) - 0.2
+			}
+			d, f := make([]float32, len(z)), make([]float32, c.rows)
+			SiLUDerivDot(z, w, d, f)
+			for r := 0; r < c.rows; r++ {
+				want, norm := 0.0, 0.0
+				for j := 0; j < c.cols; j++ {
+					v := float64(z[r*c.cols+j])
+					s := sigmoid(v)
+					want += v * s * float64(w[j])
+					norm += math.Abs(v * s * float64(w[j]))
+					if wd := s * (1 + v*(1-s)); math.Abs(float64(d[r*c.cols+j])-wd) > 3e-6*math.Max(1, math.Abs(wd)) {
+						t.Fatalf("%dx%d: d[%d][%d] = %v, want %v (%s)", c.rows, c.cols, r, j, d[r*c.cols+j], wd, Implementation)
+					}
+				}
+				if math.Abs(float64(f[r])-want) > 1e-6*math.Max(1, norm) {
+					t.Fatalf("%dx%d: f[%d] = %v, want %v (%s)", c.rows, c.cols, r, f[r], want, Implementation)
+				}
+			}
+		}
+	})
 }
 
 func BenchmarkSiLU(b *testing.B) {

@@ -1,0 +1,178 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/internal/ortlib"
+	"github.com/jarzyn/jarzyn/internal/ortops"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// runGraph evaluates a model with energy and grad outputs on x (n×d), with
+// the fused operators registered when fused.
+func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (energy, grad []float32) {
+	t.Helper()
+	lib, err := ortlib.Init("")
+	if err != nil {
+		t.Fatalf("ONNX Runtime is required for this test: %v", err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(1); err != nil {
+		t.Fatal(err)
+	}
+	if fused {
+		if err := ortops.Register(so, lib); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	xt, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xt.Destroy()
+	out := []ort.Value{nil, nil}
+	if err := s.Run([]ort.Value{xt}, out); err != nil {
+		t.Fatal(err)
+	}
+	defer out[0].Destroy()
+	defer out[1].Destroy()
+	return append([]float32(nil), out[0].(*ort.Tensor[float32]).GetData()...), append([]float32(nil), out[1].(*ort.Tensor[float32]).GetData()...)
+}
+
+// TestBuildFusedMatchesBuild evaluates BuildFused's graph (fused operators
+// registered) and Build's on the same points, including pre-activations far
+// into both tails: they agree to float32 rounding, and both match the
+// float64 reference.
+func TestBuildFusedMatchesBuild(t *testing.T) {
+	cases := []struct {
+		name   string
+		d      int
+		hidden []int
+		scale  float64 // spread of the points
+	}{
+		{"d2 two layers", 2, []int{64, 64}, 3},
+		{"d5 three layers, odd widths", 5, []int{37, 9, 21}, 2},
+		{"one hidden layer", 3, []int{19}, 2},
+		{"d40", 40, []int{24, 16}, 1},
+		{"large pre-activations", 2, []int{16, 16}, 300},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := testMLP(t, models.SiLU, c.d, c.hidden, 7)
+			std, err := Build(p, Info{Method: "test", LogZEstimate: math.NaN()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fused, err := BuildFused(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 301
+			rng := rand.New(rand.NewPCG(3, 4))
+			x := make([]float32, n*c.d)
+			x64 := make([]float64, n*c.d)
+			for i := range x {
+				x[i] = float32(c.scale * rng.NormFloat64())
+				x64[i] = float64(x[i])
+			}
+			e0, g0 := runGraph(t, std, x, n, c.d, false)
+			e1, g1 := runGraph(t, fused, x, n, c.d, true)
+			refU, refG := reference(p, x64, n)
+			if err := compareTo(e1, g1, e0, g0, n, c.d, 2e-6); err != nil {
+				t.Errorf("fused against standard graph: %v", err)
+			}
+			if err := compareTo(e1, g1, toF32(refU), toF32(refG), n, c.d, 1e-4); err != nil {
+				t.Errorf("fused against float64 reference: %v", err)
+			}
+		})
+	}
+}
+
+func toF32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// compareTo fails when energy or grad differ from the wanted values by more
+// than tol relative to max(1, |value|) (energy) or max(1, the row's largest
+// |∂U|) (grad).
+func compareTo(e, g, we, wg []float32, n, d int, tol float64) error {
+	for i := 0; i < n; i++ {
+		if diff := math.Abs(float64(e[i] - we[i])); !(diff <= tol*math.Max(1, math.Abs(float64(we[i])))) {
+			return fmt.Errorf("energy[%d] = %v, want %v", i, e[i], we[i])
+		}
+		scale := 1.0
+		for _, v := range wg[i*d : (i+1)*d] {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		for k := i * d; k < (i+1)*d; k++ {
+			if diff := math.Abs(float64(g[k] - wg[k])); !(diff <= tol*scale) {
+				return fmt.Errorf("grad[%d][%d] = %v, want %v", i, k-i*d, g[k], wg[k])
+			}
+		}
+	}
+	return nil
+}
+
+func TestBuildFusedNotFusable(t *testing.T) {
+	for name, p := range map[string]*models.Params{
+		"softplus": testMLP(t, models.Softplus, 2, []int{8}, 1),
+		"tanh":     testMLP(t, models.Tanh, 2, []int{8}, 1),
+		"mixture":  testGMM(t, 2, 2, 1),
+		"nil":      nil,
+	} {
+		if _, err := BuildFused(p); !errors.Is(err, ErrNotFusable) {
+			t.Errorf("%s: BuildFused error %v, want ErrNotFusable", name, err)
+		}
+	}
+}
+
+// TestParamsFromModel reads the weights back from Build's and BuildLatent's
+// files: each is the float32 rounding of the original.
+func TestParamsFromModel(t *testing.T) {
+	p := testMLP(t, models.SiLU, 6, []int{4, 5}, 3)
+	b, err := Build(p, Info{Method: "test", LogZEstimate: math.NaN()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParamsFromModel(b, p.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tn := range p.Tensors {
+		for j, v := range tn.Data {
+			if want := float64(float32(v)); got.Tensors[i].Data[j] != want {
+				t.Fatalf("%s[%d] = %v, want %v", tn.Name, j, got.Tensors[i].Data[j], want)
+			}
+		}
+	}
+	wrong := p.Spec
+	wrong.Hidden = []int{4, 6}
+	if _, err := ParamsFromModel(b, wrong); err == nil {
+		t.Error("a spec with other widths was accepted")
+	}
+	if _, err := ParamsFromModel(b[:len(b)/2], p.Spec); err == nil {
+		t.Error("a truncated model was accepted")
+	}
+	if _, err := ParamsFromModel(b, testGMM(t, 2, 2, 1).Spec); err == nil {
+		t.Error("a mixture spec was accepted")
+	}
+}

@@ -1,0 +1,154 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/export"
+	"github.com/jarzyn/jarzyn/internal/ortops"
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// fusedTolerance bounds the disagreement between the fused graph and the
+// file's graph on the probe points, relative to max(1, |value|) (energy) and
+// max(1, the row's largest |∂U|) (gradient): the bound export uses against
+// the training code.
+const fusedTolerance = 1e-4
+
+// fusedProbe is the number of probe points the fused graph is checked on.
+const fusedProbe = 256
+
+var errNotFusable = errors.New("no fused graph for this model")
+
+// fuse replaces m's session (the file's graph) by the same model with fused
+// activation operators (export.BuildFused, run by internal/ortops), after
+// checking both on probe points around the base distribution and over the
+// data range. It returns why it did not (m unchanged) or nil.
+//
+// Only the CPU gains: the operators run on the CPU execution provider.
+func (m *Model) fuse(data []byte, opt LoadOptions, lib string) error {
+	spec := m.Info.Spec
+	if m.Device != DeviceCPU || spec == nil || spec.Family != models.MLP || spec.Activation != models.SiLU {
+		return errNotFusable
+	}
+	p, err := export.ParamsFromModel(data, *spec)
+	if err != nil {
+		return err
+	}
+	graph, err := export.BuildFused(p)
+	if err != nil {
+		return err
+	}
+	cpu := opt
+	cpu.Device = DeviceCPU
+	so, _, err := sessionOptions(cpu, lib)
+	if err != nil {
+		return err
+	}
+	defer so.Destroy()
+	if err := ortops.Register(so, lib); err != nil {
+		return err
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(graph, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+	if err != nil {
+		return fmt.Errorf("creating the fused session: %v", err)
+	}
+	if err := agree(m.sess, sess, m.probePoints(), m.Info.Dim); err != nil {
+		sess.Destroy()
+		return err
+	}
+	old := m.sess
+	m.sess, m.Fused = sess, true
+	return old.Destroy()
+}
+
+// probePoints returns fusedProbe points (row-major): half from the base
+// Gaussian, half uniform over the data range (3σ0 around μ0 if unknown).
+func (m *Model) probePoints() []float32 {
+	d := m.Info.Dim
+	rng := rand.New(rand.NewPCG(1, 2))
+	lo, hi := m.Info.DataMin, m.Info.DataMax
+	x := make([]float32, fusedProbe*d)
+	for i := 0; i < fusedProbe; i++ {
+		for k := 0; k < d; k++ {
+			mu := 0.0
+			if k < len(m.Info.BaseMean) {
+				mu = m.Info.BaseMean[k]
+			}
+			v := mu + m.Info.BaseStd*rng.NormFloat64()
+			if i%2 == 1 {
+				if hi > lo {
+					v = lo + (hi-lo)*rng.Float64()
+				} else {
+					v = mu + 3*m.Info.BaseStd*(2*rng.Float64()-1)
+				}
+			}
+			x[i*d+k] = float32(v)
+		}
+	}
+	return x
+}
+
+// agree evaluates sessions a and b on x (n×d) and fails when they differ by
+// more than fusedTolerance, naming the worst output.
+func agree(a, b *ort.DynamicAdvancedSession, x []float32, d int) error {
+	n := len(x) / d
+	eval := func(s *ort.DynamicAdvancedSession) ([]float32, []float32, error) {
+		xt, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer xt.Destroy()
+		out := []ort.Value{nil, nil}
+		if err := s.Run([]ort.Value{xt}, out); err != nil {
+			return nil, nil, err
+		}
+		defer out[0].Destroy()
+		defer out[1].Destroy()
+		e, ok1 := out[0].(*ort.Tensor[float32])
+		g, ok2 := out[1].(*ort.Tensor[float32])
+		if !ok1 || !ok2 {
+			return nil, nil, errors.New("outputs are not float32 tensors")
+		}
+		return append([]float32(nil), e.GetData()...), append([]float32(nil), g.GetData()...), nil
+	}
+	ea, ga, err := eval(a)
+	if err != nil {
+		return fmt.Errorf("probe evaluation of the file's graph: %v", err)
+	}
+	eb, gb, err := eval(b)
+	if err != nil {
+		return fmt.Errorf("probe evaluation of the fused graph: %v", err)
+	}
+	if len(ea) != n || len(eb) != n || len(ga) != n*d || len(gb) != n*d {
+		return errors.New("probe outputs have the wrong size")
+	}
+	worstE, worstG := 0.0, 0.0
+	for i := 0; i < n; i++ {
+		worstE = math.Max(worstE, relDiff(ea[i], eb[i], math.Max(1, math.Abs(float64(ea[i])))))
+		scale := 1.0
+		for _, v := range ga[i*d : (i+1)*d] {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		for k := i * d; k < (i+1)*d; k++ {
+			worstG = math.Max(worstG, relDiff(ga[k], gb[k], scale))
+		}
+	}
+	if !(worstE <= fusedTolerance && worstG <= fusedTolerance) {
+		return fmt.Errorf("the fused graph disagrees with the file's (max relative difference: energy %.3g, grad %.3g, tolerance %g)", worstE, worstG, fusedTolerance)
+	}
+	return nil
+}
+
+// relDiff is |a − b|/scale, +Inf when either is not finite.
+func relDiff(a, b float32, scale float64) float64 {
+	x, y := float64(a), float64(b)
+	if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
+		return math.Inf(1)
+	}
+	return math.Abs(x-y) / scale
+}
