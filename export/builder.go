@@ -175,6 +175,15 @@ func (b *builder) fusedPair(name, op string, inputs []string, out0, out1 string)
 	return y, d
 }
 
+// fusedOne appends an operator of FusedDomain with one output named like
+// the node.
+func (b *builder) fusedOne(name, op string, inputs []string) string {
+	name = b.prefix + name
+	b.claim(name)
+	b.g.nodes = append(b.g.nodes, nodeProto{name: name, opType: op, domain: FusedDomain, inputs: inputs, outputs: []string{name}})
+	return name
+}
+
 // doc sets the doc_string of the most recently added node.
 func (b *builder) doc(s string) {
 	if len(b.g.nodes) > 0 {

@@ -22,6 +22,21 @@ const FusedSiLU = "SiLUDeriv"
 // with f = Σ_j silu(z_j)·w_j along the last axis (kept as [.., 1]).
 const FusedSiLUDot = "SiLUDerivDot"
 
+// FusedLinearSiLU is LinearSiLUDeriv(x, W, b) -> (silu(z), silu′(z)) with
+// z = x·W + b not stored; BuildFused uses it for the first layer when
+// d ≤ FusedSmallDim.
+const FusedLinearSiLU = "LinearSiLUDeriv"
+
+// FusedMulMatMulT is MulMatMulT(a, g, W, c, beta) -> (a ⊙ g)·Wᵀ + beta·c;
+// BuildFused uses it for the gradient's last step when d ≤ FusedSmallDim.
+const FusedMulMatMulT = "MulMatMulT"
+
+// FusedSmallDim is the largest d for which BuildFused fuses the first
+// layer's GEMM and the gradient's last GEMM with their elementwise
+// neighbours (their cost is then one pass over [batch, H], like the
+// elementwise step alone).
+const FusedSmallDim = 8
+
 // ErrNotFusable is returned by BuildFused for models it has no fused form of.
 var ErrNotFusable = errors.New("export: no fused graph for this model")
 

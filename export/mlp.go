@@ -27,6 +27,10 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	// needed as their dot product with W_L: FusedSiLUDot computes it and the
 	// derivative in one pass, without writing the activations.
 	dotLast := b.top().fused && s.Activation == models.SiLU
+	// For small d, the first layer's GEMM and the gradient's last GEMM are
+	// fused with the elementwise step next to them too (FusedLinearSiLU,
+	// FusedMulMatMulT), when there is a second hidden layer.
+	small := dotLast && s.Dim <= FusedSmallDim && last > 1
 	h := x
 	derivs := make([]string, last)
 	var dot string // Σ_j act(z_j)·W_L[j], with dotLast
@@ -34,8 +38,12 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	for i := 0; i < last; i++ {
 		w := b.floats(fmt.Sprintf("param/w%d", i), p.Tensors[2*i].Data, l[i], l[i+1])
 		bias := b.floats(fmt.Sprintf("param/b%d", i), p.Tensors[2*i+1].Data, l[i+1])
-		z := b.Gemm(fmt.Sprintf("layer%d/gemm", i), h, w, bias, false)
 		prefix := fmt.Sprintf("layer%d/%s", i, s.Activation)
+		if small && i == 0 {
+			h, derivs[i] = b.fusedPair(prefix, FusedLinearSiLU, []string{x, w, bias}, "out", "deriv")
+			continue
+		}
+		z := b.Gemm(fmt.Sprintf("layer%d/gemm", i), h, w, bias, false)
 		if dotLast && i == last-1 {
 			wOut := b.floats(fmt.Sprintf("param/w%d", last), wL, l[last], 1)
 			derivs[i], dot = b.fusedPair(prefix, FusedSiLUDot, []string{z, wOut}, "deriv", "dot")
@@ -75,6 +83,10 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	for i := last - 1; i >= 0; i-- {
 		wt := fmt.Sprintf("param/w%d", i)
 		dz := derivs[i]
+		if small && i == 0 {
+			grad = b.fusedOne("grad", FusedMulMatMulT, []string{delta, dz, wt, diff, b.floats("base/precision", []float64{inv}, 1)})
+			break
+		}
 		if i == last-1 {
 			wt = b.floats(fmt.Sprintf("backward/layer%d/w_scaled", i), scaleColumns(p.Tensors[2*i].Data, wL, l[i], l[i+1]), l[i], l[i+1])
 		} else {

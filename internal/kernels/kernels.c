@@ -64,6 +64,33 @@ static float silu_deriv_dot_row_scalar(const float *z, const float *w, float *d,
 	return f;
 }
 
+// silu_deriv1 sets *y = silu(v) and returns silu′(v).
+static inline float silu_deriv1(float v, float *y) {
+	float e = expneg(v < 0 ? -v : v);
+	float s = 1.0f / (1.0f + e);
+	s = v < 0 ? e * s : s;
+	*y = v * s;
+	return s * (1.0f + v * (1.0f - s));
+}
+
+static void linear_silu_deriv_scalar(const float *x, const float *w, const float *b, float *y, float *d, long r, long k, long cols, long j) {
+	for (; j < cols; j++) {
+		float z = b[j];
+		for (long q = 0; q < k; q++) {
+			z += x[r * k + q] * w[q * cols + j];
+		}
+		d[r * cols + j] = silu_deriv1(z, &y[r * cols + j]);
+	}
+}
+
+static float mul_dot_scalar(const float *a, const float *g, const float *w, long j, long cols) {
+	float acc = 0;
+	for (; j < cols; j++) {
+		acc += a[j] * g[j] * w[j];
+	}
+	return acc;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define JZ_AVX2 1
@@ -202,6 +229,45 @@ __attribute__((target("avx2,fma"))) static void silu_deriv_dot_avx2(const float 
 	}
 }
 
+__attribute__((target("avx2,fma"))) static void linear_silu_deriv_avx2(const float *x, const float *w, const float *b, float *y, float *d, long rows, long k, long cols) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * k;
+		long j = 0;
+		for (; j + 8 <= cols; j += 8) {
+			__m256 z = _mm256_loadu_ps(b + j);
+			for (long q = 0; q < k; q++) {
+				z = _mm256_fmadd_ps(_mm256_set1_ps(xr[q]), _mm256_loadu_ps(w + q * cols + j), z);
+			}
+			__m256 yv;
+			_mm256_storeu_ps(d + r * cols + j, silu_deriv8(z, &yv));
+			_mm256_storeu_ps(y + r * cols + j, yv);
+		}
+		linear_silu_deriv_scalar(x, w, b, y, d, r, k, cols, j);
+	}
+}
+
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
+	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+	return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma"))) static void mul_matmul_t_avx2(const float *a, const float *g, const float *w, const float *c, float beta, float *out, long rows, long cols, long n) {
+	for (long r = 0; r < rows; r++) {
+		const float *ar = a + r * cols, *gr = g + r * cols;
+		for (long i = 0; i < n; i++) {
+			const float *wi = w + i * cols;
+			__m256 acc = _mm256_setzero_ps();
+			long j = 0;
+			for (; j + 8 <= cols; j += 8) {
+				acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(ar + j), _mm256_loadu_ps(gr + j)), _mm256_loadu_ps(wi + j), acc);
+			}
+			out[r * n + i] = hsum8(acc) + mul_dot_scalar(ar, gr, wi, j, cols) + beta * c[r * n + i];
+		}
+	}
+}
+
 #endif
 
 int jz_has_avx2_fma(void) {
@@ -262,5 +328,31 @@ void jz_silu_deriv_dot_f32(const float *z, const float *w, float *d, float *f, l
 #endif
 	for (long r = 0; r < rows; r++) {
 		f[r] = silu_deriv_dot_row_scalar(z + r * cols, w, d + r * cols, 0, cols);
+	}
+}
+
+void jz_linear_silu_deriv_f32(const float *x, const float *w, const float *b, float *y, float *d, long rows, long k, long cols) {
+#ifdef JZ_AVX2
+	if (jz_use_avx2()) {
+		linear_silu_deriv_avx2(x, w, b, y, d, rows, k, cols);
+		return;
+	}
+#endif
+	for (long r = 0; r < rows; r++) {
+		linear_silu_deriv_scalar(x, w, b, y, d, r, k, cols, 0);
+	}
+}
+
+void jz_mul_matmul_t_f32(const float *a, const float *g, const float *w, const float *c, float beta, float *out, long rows, long cols, long n) {
+#ifdef JZ_AVX2
+	if (jz_use_avx2()) {
+		mul_matmul_t_avx2(a, g, w, c, beta, out, rows, cols, n);
+		return;
+	}
+#endif
+	for (long r = 0; r < rows; r++) {
+		for (long i = 0; i < n; i++) {
+			out[r * n + i] = mul_dot_scalar(a + r * cols, g + r * cols, w + i * cols, 0, cols) + beta * c[r * n + i];
+		}
 	}
 }

@@ -42,6 +42,29 @@ func SiLUDerivDot(z, w, d, f []float32) {
 	siluDerivDot(z, w, d[:len(z)], f[:len(z)/cols])
 }
 
+// LinearSiLUDeriv is SiLUDeriv on z = x·w + b (x rows×k, w k×cols, b cols,
+// row-major) without storing z: y and d are rows×cols.
+func LinearSiLUDeriv(x, w, b, y, d []float32, k int) {
+	cols := len(b)
+	if k <= 0 || cols == 0 || len(x)%k != 0 || len(w) != k*cols || len(y) < len(x)/k*cols || len(d) < len(x)/k*cols {
+		panic("kernels: LinearSiLUDeriv shapes do not match")
+	}
+	linearSiLUDeriv(x, w, b, y, d, len(x)/k, k, cols)
+}
+
+// MulMatMulT sets out = (a ⊙ g)·wᵀ + beta·c for a and g rows×cols, w n×cols
+// and c, out rows×n (row-major), with n = len(w)/cols.
+func MulMatMulT(a, g, w, c []float32, beta float32, out []float32, cols int) {
+	if cols <= 0 || len(a)%cols != 0 || len(g) < len(a) || len(w)%cols != 0 {
+		panic("kernels: MulMatMulT shapes do not match")
+	}
+	rows, n := len(a)/cols, len(w)/cols
+	if len(c) < rows*n || len(out) < rows*n {
+		panic("kernels: MulMatMulT output shorter than rows×n")
+	}
+	mulMatMulT(a, g, w, c, beta, out, rows, cols, n)
+}
+
 // Normal32 fills out with independent standard normal draws from the stream
 // named by key. The stream is eight xoshiro128** generators run side by side,
 // lane j seeded from the splitmix64 outputs 2j and 2j+1 of key. Each block of

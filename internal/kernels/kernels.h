@@ -26,6 +26,14 @@ void jz_silu_deriv_f32(const float *z, float *y, float *d, long n);
 // f[r] = Σ_j silu(z[r][j])·w[j] and d = silu′(z).
 void jz_silu_deriv_dot_f32(const float *z, const float *w, float *d, float *f, long rows, long cols);
 
+// jz_linear_silu_deriv_f32 is jz_silu_deriv_f32 on z = x·w + b, for x
+// rows×k, w k×cols, b cols (meant for small k: z is never stored).
+void jz_linear_silu_deriv_f32(const float *x, const float *w, const float *b, float *y, float *d, long rows, long k, long cols);
+
+// jz_mul_matmul_t_f32 sets out = (a ⊙ g)·wᵀ + beta·c for a, g rows×cols,
+// w n×cols and c, out rows×n (meant for small n).
+void jz_mul_matmul_t_f32(const float *a, const float *g, const float *w, const float *c, float beta, float *out, long rows, long cols, long n);
+
 // jz_normal_f32 fills out[0..n) with independent N(0, 1) draws from the
 // stream named by key (Box-Muller on eight-lane xoshiro128** uniforms).
 void jz_normal_f32(float *out, long n, unsigned long long key);

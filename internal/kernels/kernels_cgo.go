@@ -45,6 +45,22 @@ func siluDerivDot(z, w, d, f []float32) {
 		(*C.float)(unsafe.Pointer(&d[0])), (*C.float)(unsafe.Pointer(&f[0])), C.long(len(f)), C.long(len(w)))
 }
 
+func linearSiLUDeriv(x, w, b, y, d []float32, rows, k, cols int) {
+	if rows == 0 {
+		return
+	}
+	C.jz_linear_silu_deriv_f32((*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&b[0])),
+		(*C.float)(unsafe.Pointer(&y[0])), (*C.float)(unsafe.Pointer(&d[0])), C.long(rows), C.long(k), C.long(cols))
+}
+
+func mulMatMulT(a, g, w, c []float32, beta float32, out []float32, rows, cols, n int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	C.jz_mul_matmul_t_f32((*C.float)(unsafe.Pointer(&a[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&w[0])),
+		(*C.float)(unsafe.Pointer(&c[0])), C.float(beta), (*C.float)(unsafe.Pointer(&out[0])), C.long(rows), C.long(cols), C.long(n))
+}
+
 func normal32(out []float32, key uint64) {
 	if len(out) == 0 {
 		return

@@ -63,6 +63,32 @@ func siluDerivDot(z, w, d, f []float32) {
 	}
 }
 
+func linearSiLUDeriv(x, w, b, y, d []float32, rows, k, cols int) {
+	z := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		copy(z, b)
+		for q := 0; q < k; q++ {
+			xv := x[r*k+q]
+			for j := range z {
+				z[j] += xv * w[q*cols+j]
+			}
+		}
+		siluDeriv(z, y[r*cols:(r+1)*cols], d[r*cols:(r+1)*cols])
+	}
+}
+
+func mulMatMulT(a, g, w, c []float32, beta float32, out []float32, rows, cols, n int) {
+	for r := 0; r < rows; r++ {
+		for i := 0; i < n; i++ {
+			var acc float32
+			for j := 0; j < cols; j++ {
+				acc += a[r*cols+j] * g[r*cols+j] * w[i*cols+j]
+			}
+			out[r*n+i] = acc + beta*c[r*n+i]
+		}
+	}
+}
+
 func siluGrad(x, y, gy, out []float32) {
 	for i, v := range x {
 		var s float32

@@ -82,6 +82,60 @@ func TestSiLUDerivDot(t *testing.T) {
 	})
 }
 
+// TestLinearSiLUDerivAndMulMatMulT checks both small-dimension kernels
+// against float64 loops, over shapes that use the vector loops, their
+// tails, and both.
+func TestLinearSiLUDerivAndMulMatMulT(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, c := range []struct{ rows, k, cols int }{{1, 1, 1}, {3, 2, 8}, {5, 2, 13}, {4, 7, 128}, {2, 3, 5}} {
+			val := func(n int, f float64) []float32 {
+				v := make([]float32, n)
+				for i := range v {
+					v[i] = float32(math.Sin(float64(i)*f+0.3) * 3)
+				}
+				return v
+			}
+			x, w, b := val(c.rows*c.k, 1.3), val(c.k*c.cols, 0.7), val(c.cols, 2.1)
+			y, d := make([]float32, c.rows*c.cols), make([]float32, c.rows*c.cols)
+			LinearSiLUDeriv(x, w, b, y, d, c.k)
+			for r := 0; r < c.rows; r++ {
+				for j := 0; j < c.cols; j++ {
+					z, norm := float64(b[j]), math.Abs(float64(b[j]))
+					for q := 0; q < c.k; q++ {
+						z += float64(x[r*c.k+q]) * float64(w[q*c.cols+j])
+						norm += math.Abs(float64(x[r*c.k+q]) * float64(w[q*c.cols+j]))
+					}
+					s := sigmoid(z)
+					// z itself is rounded to float32: allow for its error
+					tol := 3e-6 * math.Max(1, norm)
+					if got := float64(y[r*c.cols+j]); math.Abs(got-z*s) > tol*1.2 {
+						t.Fatalf("%v: y[%d][%d] = %v, want %v (%s)", c, r, j, got, z*s, Implementation)
+					}
+					if got, want := float64(d[r*c.cols+j]), s*(1+z*(1-s)); math.Abs(got-want) > tol*1.2 {
+						t.Fatalf("%v: d[%d][%d] = %v, want %v (%s)", c, r, j, got, want, Implementation)
+					}
+				}
+			}
+			// (y ⊙ d)·wᵀ + beta·x, with w read as k×cols (n = k)
+			out := make([]float32, c.rows*c.k)
+			MulMatMulT(y, d, w, x, 0.75, out, c.cols)
+			for r := 0; r < c.rows; r++ {
+				for i := 0; i < c.k; i++ {
+					want, norm := 0.75*float64(x[r*c.k+i]), math.Abs(0.75*float64(x[r*c.k+i]))
+					for j := 0; j < c.cols; j++ {
+						v := float64(y[r*c.cols+j]) * float64(d[r*c.cols+j]) * float64(w[i*c.cols+j])
+						want += v
+						norm += math.Abs(v)
+					}
+					if got := float64(out[r*c.k+i]); math.Abs(got-want) > 1e-6*math.Max(1, norm) {
+						t.Fatalf("%v: out[%d][%d] = %v, want %v (%s)", c, r, i, got, want, Implementation)
+					}
+				}
+			}
+		}
+	})
+}
+
 func BenchmarkSiLU(b *testing.B) {
 	x := make([]float32, 1<<20)
 	out := make([]float32, len(x))

@@ -66,11 +66,11 @@ struct custom_op {
 	void *later[14];
 };
 
-// An operator with float inputs and two float outputs, evaluated by compute.
+// An operator with float inputs and outputs, evaluated by compute.
 typedef struct {
 	custom_op base;
 	const char *name;
-	size_t inputs;
+	size_t inputs, outputs;
 	void (*compute)(void *kernel, OrtKernelContext *ctx);
 } fused_op;
 
@@ -114,6 +114,7 @@ static void *create_kernel(const custom_op *op, const void *api_unused, const Or
 
 static const char *op_name(const custom_op *op) { return ((const fused_op *)op)->name; }
 static size_t op_inputs(const custom_op *op) { return ((const fused_op *)op)->inputs; }
+static size_t op_outputs(const custom_op *op) { return ((const fused_op *)op)->outputs; }
 static void op_compute(void *kernel, OrtKernelContext *ctx) { ((const fused_op *)kernel)->compute(kernel, ctx); }
 static const char *op_provider(const custom_op *op) {
 	(void)op;
@@ -123,10 +124,6 @@ static int float_type(const custom_op *op, size_t i) {
 	(void)op;
 	(void)i;
 	return elem_float;
-}
-static size_t two(const custom_op *op) {
-	(void)op;
-	return 2;
 }
 static int required(const custom_op *op, size_t i) {
 	(void)op;
@@ -207,16 +204,60 @@ static void silu_deriv_dot(void *kernel, OrtKernelContext *ctx) {
 	}
 }
 
-#define FUSED_OP(name_str, n_inputs, fn)                                                             \
-	{                                                                                                  \
-		{OP_API_VERSION, create_kernel, op_name,  op_provider, float_type, op_inputs, float_type, two, \
-		 op_compute,     destroy_kernel, required, required,   {0}},                                   \
-		    name_str, n_inputs, fn                                                                     \
+// linear_silu_deriv: (x [B, k], w [k, H], b [H]) -> (silu(z), silu′(z)) with
+// z = x·w + b, never stored.
+static void linear_silu_deriv(void *kernel, OrtKernelContext *ctx) {
+	(void)kernel;
+	float *x, *w, *b;
+	int64_t xd[16], wd[16], bd[16];
+	size_t xn, wn, bn, xc, wc, bc;
+	if (!input(ctx, 0, &x, xd, &xn, &xc) || !input(ctx, 1, &w, wd, &wn, &wc) || !input(ctx, 2, &b, bd, &bn, &bc)) {
+		return;
+	}
+	if (xn != 2 || wn != 2 || wd[0] != xd[1] || (size_t)wd[1] != bc) {
+		return;
+	}
+	int64_t dims[2] = {xd[0], wd[1]};
+	float *y = output(ctx, 0, dims, 2), *d = output(ctx, 1, dims, 2);
+	if (y != NULL && d != NULL) {
+		jz_linear_silu_deriv_f32(x, w, b, y, d, (long)xd[0], (long)xd[1], (long)wd[1]);
+	}
+}
+
+// mul_matmul_t: (a [B, H], g [B, H], w [n, H], c [B, n], beta [1]) ->
+// (a ⊙ g)·wᵀ + beta·c [B, n].
+static void mul_matmul_t(void *kernel, OrtKernelContext *ctx) {
+	(void)kernel;
+	float *a, *g, *w, *c, *beta;
+	int64_t ad[16], gd[16], wd[16], cd[16], bd[16];
+	size_t an, gn, wn, cn, bn, ac, gc, wc, cc, bc;
+	if (!input(ctx, 0, &a, ad, &an, &ac) || !input(ctx, 1, &g, gd, &gn, &gc) || !input(ctx, 2, &w, wd, &wn, &wc) ||
+	    !input(ctx, 3, &c, cd, &cn, &cc) || !input(ctx, 4, &beta, bd, &bn, &bc)) {
+		return;
+	}
+	if (an != 2 || gn != 2 || wn != 2 || cn != 2 || bc != 1 || gd[0] != ad[0] || gd[1] != ad[1] || wd[1] != ad[1] ||
+	    cd[0] != ad[0] || cd[1] != wd[0]) {
+		return;
+	}
+	int64_t dims[2] = {ad[0], wd[0]};
+	float *out = output(ctx, 0, dims, 2);
+	if (out != NULL) {
+		jz_mul_matmul_t_f32(a, g, w, c, beta[0], out, (long)ad[0], (long)ad[1], (long)wd[0]);
+	}
+}
+
+#define FUSED_OP(name_str, n_inputs, n_outputs, fn)                                                         \
+	{                                                                                                         \
+		{OP_API_VERSION, create_kernel, op_name,  op_provider, float_type, op_inputs, float_type, op_outputs, \
+		 op_compute,     destroy_kernel, required, required,   {0}},                                          \
+		    name_str, n_inputs, n_outputs, fn                                                                 \
 	}
 
 static fused_op ops[] = {
-    FUSED_OP("SiLUDeriv", 1, silu_deriv),
-    FUSED_OP("SiLUDerivDot", 2, silu_deriv_dot),
+    FUSED_OP("SiLUDeriv", 1, 2, silu_deriv),
+    FUSED_OP("SiLUDerivDot", 2, 2, silu_deriv_dot),
+    FUSED_OP("LinearSiLUDeriv", 3, 2, linear_silu_deriv),
+    FUSED_OP("MulMatMulT", 5, 1, mul_matmul_t),
 };
 
 int jz_ortops_init(const char *lib, char *err, size_t errlen) {
