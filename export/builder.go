@@ -28,6 +28,8 @@ type builder struct {
 	// fused makes activation use the fused operators of FusedDomain
 	// (BuildFused); set on the root builder.
 	fused bool
+	// gradOnly (with fused) leaves the energy out (BuildFusedGrad).
+	gradOnly bool
 }
 
 func newBuilder(name, doc string) *builder {

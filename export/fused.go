@@ -47,7 +47,13 @@ var ErrNotFusable = errors.New("export: no fused graph for this model")
 // also replaces the output layer's GEMM. Only a process that registered the
 // operator can run it (serve, on the CPU); exported files always hold the
 // standard graph. Other models give ErrNotFusable.
-func BuildFused(p *models.Params) ([]byte, error) {
+func BuildFused(p *models.Params) ([]byte, error) { return buildFused(p, false) }
+
+// BuildFusedGrad is BuildFused with the gradient alone (output "grad"): the
+// energy, which plain Langevin steps never read, costs nothing.
+func BuildFusedGrad(p *models.Params) ([]byte, error) { return buildFused(p, true) }
+
+func buildFused(p *models.Params, gradOnly bool) ([]byte, error) {
 	if p == nil || p.Spec.Family != models.MLP || p.Spec.Activation != models.SiLU {
 		return nil, ErrNotFusable
 	}
@@ -56,11 +62,13 @@ func BuildFused(p *models.Params) ([]byte, error) {
 	}
 	s := p.Spec
 	b := newBuilder("jarzyn_mlp_energy_fused", "Energy and gradient with fused SiLU operators.")
-	b.fused = true
+	b.fused, b.gradOnly = true, gradOnly
 	batch := dim{param: BatchDim}
 	b.input(InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
 	energyGraph(b, p, InputX)
-	b.output(OutputEnergy, "U(x), one per row", batch)
+	if !gradOnly {
+		b.output(OutputEnergy, "U(x), one per row", batch)
+	}
 	b.output(OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
 	g, err := b.graph()
 	if err != nil {

@@ -17,6 +17,12 @@ import (
 // runGraph evaluates a model with energy and grad outputs on x (n×d), with
 // the fused operators registered when fused.
 func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (energy, grad []float32) {
+	out := runOutputs(t, model, x, n, d, fused, OutputEnergy, OutputGrad)
+	return out[0], out[1]
+}
+
+// runOutputs evaluates the named outputs of a model on x (n×d).
+func runOutputs(t *testing.T, model []byte, x []float32, n, d int, fused bool, names ...string) [][]float32 {
 	t.Helper()
 	lib, err := ortlib.Init("")
 	if err != nil {
@@ -35,7 +41,7 @@ func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (en
 			t.Fatal(err)
 		}
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, names, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +51,16 @@ func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (en
 		t.Fatal(err)
 	}
 	defer xt.Destroy()
-	out := []ort.Value{nil, nil}
+	out := make([]ort.Value, len(names))
 	if err := s.Run([]ort.Value{xt}, out); err != nil {
 		t.Fatal(err)
 	}
-	defer out[0].Destroy()
-	defer out[1].Destroy()
-	return append([]float32(nil), out[0].(*ort.Tensor[float32]).GetData()...), append([]float32(nil), out[1].(*ort.Tensor[float32]).GetData()...)
+	res := make([][]float32, len(out))
+	for i, v := range out {
+		res[i] = append([]float32(nil), v.(*ort.Tensor[float32]).GetData()...)
+		v.Destroy()
+	}
+	return res
 }
 
 // TestBuildFusedMatchesBuild evaluates BuildFused's graph (fused operators
@@ -82,6 +91,10 @@ func TestBuildFusedMatchesBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			gradOnly, err := BuildFusedGrad(p)
+			if err != nil {
+				t.Fatal(err)
+			}
 			const n = 301
 			rng := rand.New(rand.NewPCG(3, 4))
 			x := make([]float32, n*c.d)
@@ -98,6 +111,10 @@ func TestBuildFusedMatchesBuild(t *testing.T) {
 			}
 			if err := compareTo(e1, g1, toF32(refU), toF32(refG), n, c.d, 1e-4); err != nil {
 				t.Errorf("fused against float64 reference: %v", err)
+			}
+			g2 := runOutputs(t, gradOnly, x, n, c.d, true, OutputGrad)[0]
+			if err := compareTo(e1, g2, e1, g1, n, c.d, 0); err != nil {
+				t.Errorf("gradient-only graph against the fused graph: %v", err)
 			}
 		})
 	}
@@ -141,6 +158,9 @@ func TestBuildFusedNotFusable(t *testing.T) {
 	} {
 		if _, err := BuildFused(p); !errors.Is(err, ErrNotFusable) {
 			t.Errorf("%s: BuildFused error %v, want ErrNotFusable", name, err)
+		}
+		if _, err := BuildFusedGrad(p); !errors.Is(err, ErrNotFusable) {
+			t.Errorf("%s: BuildFusedGrad error %v, want ErrNotFusable", name, err)
 		}
 	}
 }

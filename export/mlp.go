@@ -56,6 +56,9 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	if !allZero(s.Mu0()) {
 		diff = b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
 	}
+	if dot != "" && b.top().gradOnly {
+		return "", mlpBackward(b, p, diff, derivs, small)
+	}
 	// Mul + ReduceSum: ONNX Runtime 1.30's ReduceSumSquare took 2.5× as long
 	// (0.75 against 0.29 ms on 1024×784 floats, one thread)
 	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", diff, diff), 1, true)
@@ -73,6 +76,17 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	bias := b.floats(fmt.Sprintf("param/b%d", last), p.Tensors[2*last+1].Data, 1)
 	energy = b.Squeeze("energy", b.Add("mlp/energy", fq, bias), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
+	return energy, mlpBackward(b, p, diff, derivs, small)
+}
+
+// mlpBackward adds ∇ₓU to mlpGraph's forward pass (derivs: each hidden
+// layer's act′; diff: x − μ0) and returns its name.
+func mlpBackward(b *builder, p *models.Params, diff string, derivs []string, small bool) (grad string) {
+	s := p.Spec
+	l := s.Layers()
+	last := len(l) - 2
+	wL := p.Tensors[2*last].Data
+	inv := 1 / (s.BaseStd * s.BaseStd)
 
 	// backward pass; ∂f/∂h at the last hidden layer is W_Lᵀ for every row,
 	// so its δ ⊙ act′ needs no node: the scale by W_L is folded into that
@@ -99,7 +113,7 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, wt, "", true)
 	}
 	b.doc("∇ₓU = ∇ₓf + (x − μ0)/σ0², the first layer's backward GEMM with beta = 1/σ0²")
-	return energy, grad
+	return grad
 }
 
 // activation applies act to z and returns the activation and its derivative.

@@ -25,9 +25,11 @@ const fusedProbe = 256
 var errNotFusable = errors.New("no fused graph for this model")
 
 // fuse replaces m's session (the file's graph) by the same model with fused
-// activation operators (export.BuildFused, run by internal/ortops), after
-// checking both on probe points around the base distribution and over the
-// data range. It returns why it did not (m unchanged) or nil.
+// activation operators (export.BuildFused, run by internal/ortops), and adds
+// a session for the gradient alone (export.BuildFusedGrad) for plain
+// Langevin steps, after checking both against the file's graph on probe
+// points around the base distribution and over the data range. It returns
+// why it did not (m unchanged) or nil.
 //
 // Only the CPU gains: the operators run on the CPU execution provider.
 func (m *Model) fuse(data []byte, opt LoadOptions, lib string) error {
@@ -53,16 +55,31 @@ func (m *Model) fuse(data []byte, opt LoadOptions, lib string) error {
 	if err := ortops.Register(so, lib); err != nil {
 		return err
 	}
+	gradGraph, err := export.BuildFusedGrad(p)
+	if err != nil {
+		return err
+	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(graph, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
 	if err != nil {
 		return fmt.Errorf("creating the fused session: %v", err)
 	}
-	if err := agree(m.sess, sess, m.probePoints(), m.Info.Dim); err != nil {
+	gradSess, err := ort.NewDynamicAdvancedSessionWithONNXData(gradGraph, []string{InputX}, []string{OutputGrad}, so)
+	if err != nil {
 		sess.Destroy()
+		return fmt.Errorf("creating the fused gradient session: %v", err)
+	}
+	x := m.probePoints()
+	err = agree(m.sess, sess, x, m.Info.Dim, true)
+	if err == nil {
+		err = agree(m.sess, gradSess, x, m.Info.Dim, false)
+	}
+	if err != nil {
+		sess.Destroy()
+		gradSess.Destroy()
 		return err
 	}
 	old := m.sess
-	m.sess, m.Fused = sess, true
+	m.sess, m.gradSess, m.Fused = sess, gradSess, true
 	return old.Destroy()
 }
 
@@ -93,36 +110,21 @@ func (m *Model) probePoints() []float32 {
 	return x
 }
 
-// agree evaluates sessions a and b on x (n×d) and fails when they differ by
-// more than fusedTolerance, naming the worst output.
-func agree(a, b *ort.DynamicAdvancedSession, x []float32, d int) error {
+// agree evaluates session a (energy and grad) and b (energy and grad when
+// withEnergy, else grad alone) on x (n×d) and fails when they differ by more
+// than fusedTolerance, naming the worst output.
+func agree(a, b *ort.DynamicAdvancedSession, x []float32, d int, withEnergy bool) error {
 	n := len(x) / d
-	eval := func(s *ort.DynamicAdvancedSession) ([]float32, []float32, error) {
-		xt, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer xt.Destroy()
-		out := []ort.Value{nil, nil}
-		if err := s.Run([]ort.Value{xt}, out); err != nil {
-			return nil, nil, err
-		}
-		defer out[0].Destroy()
-		defer out[1].Destroy()
-		e, ok1 := out[0].(*ort.Tensor[float32])
-		g, ok2 := out[1].(*ort.Tensor[float32])
-		if !ok1 || !ok2 {
-			return nil, nil, errors.New("outputs are not float32 tensors")
-		}
-		return append([]float32(nil), e.GetData()...), append([]float32(nil), g.GetData()...), nil
-	}
-	ea, ga, err := eval(a)
+	ea, ga, err := probe(a, x, n, d, true)
 	if err != nil {
 		return fmt.Errorf("probe evaluation of the file's graph: %v", err)
 	}
-	eb, gb, err := eval(b)
+	eb, gb, err := probe(b, x, n, d, withEnergy)
 	if err != nil {
 		return fmt.Errorf("probe evaluation of the fused graph: %v", err)
+	}
+	if !withEnergy {
+		eb = ea
 	}
 	if len(ea) != n || len(eb) != n || len(ga) != n*d || len(gb) != n*d {
 		return errors.New("probe outputs have the wrong size")
@@ -142,6 +144,37 @@ func agree(a, b *ort.DynamicAdvancedSession, x []float32, d int) error {
 		return fmt.Errorf("the fused graph disagrees with the file's (max relative difference: energy %.3g, grad %.3g, tolerance %g)", worstE, worstG, fusedTolerance)
 	}
 	return nil
+}
+
+// probe runs s on x (n×d) and returns its energy (when withEnergy) and grad.
+func probe(s *ort.DynamicAdvancedSession, x []float32, n, d int, withEnergy bool) (energy, grad []float32, err error) {
+	xt, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer xt.Destroy()
+	out := []ort.Value{nil}
+	if withEnergy {
+		out = append(out, nil)
+	}
+	if err := s.Run([]ort.Value{xt}, out); err != nil {
+		return nil, nil, err
+	}
+	res := make([][]float32, len(out))
+	for i, v := range out {
+		t, ok := v.(*ort.Tensor[float32])
+		if ok {
+			res[i] = append([]float32(nil), t.GetData()...)
+		}
+		v.Destroy()
+		if !ok {
+			return nil, nil, errors.New("outputs are not float32 tensors")
+		}
+	}
+	if withEnergy {
+		return res[0], res[1], nil
+	}
+	return nil, res[0], nil
 }
 
 // relDiff is |a − b|/scale, +Inf when either is not finite.

@@ -103,12 +103,23 @@ func TestAgreeRejectsOtherModel(t *testing.T) {
 	a := loadParams(t, mlpParams(t, 2, 8, 1), LoadOptions{NoFused: true})
 	b := loadParams(t, mlpParams(t, 2, 8, 2), LoadOptions{NoFused: true})
 	x := a.probePoints()
-	if err := agree(a.sess, a.sess, x, 2); err != nil {
+	if err := agree(a.sess, a.sess, x, 2, true); err != nil {
 		t.Fatalf("a session disagrees with itself: %v", err)
 	}
-	err := agree(a.sess, b.sess, x, 2)
+	err := agree(a.sess, b.sess, x, 2, true)
 	if err == nil || !strings.Contains(err.Error(), "disagrees") {
 		t.Fatalf("agree on two different models: %v", err)
+	}
+	// the gradient-only session: right for its own model, wrong for another
+	c := loadParams(t, mlpParams(t, 2, 8, 1), LoadOptions{})
+	if c.gradSess == nil {
+		t.Fatal("no gradient-only session")
+	}
+	if err := agree(a.sess, c.gradSess, x, 2, false); err != nil {
+		t.Errorf("gradient-only session of the same model: %v", err)
+	}
+	if err := agree(b.sess, c.gradSess, x, 2, false); err == nil || !strings.Contains(err.Error(), "grad") {
+		t.Errorf("gradient-only session of another model: %v", err)
 	}
 }
 

@@ -135,8 +135,9 @@ type Model struct {
 	// The two were checked to agree within 1e-4 on probe points at load.
 	Fused bool
 
-	sess   *ort.DynamicAdvancedSession
-	latent *latentModel // nil unless loaded (LoadModel)
+	sess     *ort.DynamicAdvancedSession
+	gradSess *ort.DynamicAdvancedSession // ∇ₓU alone, when Fused
+	latent   *latentModel                // nil unless loaded (LoadModel)
 
 	poolMu    sync.Mutex
 	pool      map[poolKey][]*Batch
@@ -498,6 +499,19 @@ func (m *Model) evalPart(b *Batch, j int, ro *ort.RunOptions) error {
 	return nil
 }
 
+// evalGradPart sets the gradient of part j of the batch, and its energy too
+// when the model has no gradient-only session (its Energy is then stale).
+func (m *Model) evalGradPart(b *Batch, j int, ro *ort.RunOptions) error {
+	if m.gradSess == nil {
+		return m.evalPart(b, j, ro)
+	}
+	p := &b.parts[j]
+	if err := m.gradSess.RunWithOptions(p.inputs, p.outputs[1:], ro); err != nil {
+		return fmt.Errorf("serve: evaluating walkers %d..%d: %w", p.lo, p.hi-1, err)
+	}
+	return nil
+}
+
 type poolKey struct{ n, runBatch int }
 
 // getBatch takes a batch from the pool or allocates one.
@@ -547,6 +561,10 @@ func (m *Model) Close() error {
 	if m.sess != nil {
 		errs = append(errs, m.sess.Destroy())
 		m.sess = nil
+	}
+	if m.gradSess != nil {
+		errs = append(errs, m.gradSess.Destroy())
+		m.gradSess = nil
 	}
 	return errors.Join(errs...)
 }

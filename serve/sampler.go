@@ -386,10 +386,20 @@ func (s *sampler) ulaChunks(lo, hi int) {
 // evalPart runs the model on part j; after a cancellation the error is
 // ctx's.
 func (s *sampler) evalPart(ctx context.Context, j int, ro *ort.RunOptions) error {
+	return s.eval(ctx, j, ro, s.m.evalPart)
+}
+
+// evalGradPart is evalPart for plain Langevin steps, which read the
+// gradient only (Model.evalGradPart).
+func (s *sampler) evalGradPart(ctx context.Context, j int, ro *ort.RunOptions) error {
+	return s.eval(ctx, j, ro, s.m.evalGradPart)
+}
+
+func (s *sampler) eval(ctx context.Context, j int, ro *ort.RunOptions, f func(*Batch, int, *ort.RunOptions) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.m.evalPart(s.b, j, ro); err != nil {
+	if err := f(s.b, j, ro); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -511,7 +521,7 @@ func (s *sampler) runULALanes(ctx context.Context, ro *ort.RunOptions) error {
 				if failed.Load() {
 					return
 				}
-				if err := s.evalPart(ctx, j, ro); err != nil {
+				if err := s.evalGradPart(ctx, j, ro); err != nil {
 					s.errs[w] = s.stopped(k, err)
 					failed.Store(true)
 					return
