@@ -36,7 +36,9 @@ import _common as C  # noqa: E402
 # once per run, is not timed. It measures PyTorch with the same algorithmic reduction.
 CASES = {"mlp_d2_H128_N4096": (4096, 2, 128, 0.01), "mlp_d784_H256_N4096": (4096, 784, 256, 1e-4),
          "mlp_d784_H256_N4096_latent": (4096, 256, 256, 1e-4)}
-VARIANTS = ["autograd", "manual"]
+# "grad" is "manual" without U (plain ULA reads ∇U only, like jarzyn-serve's gradient-only graph); it is
+# left out with --weights, which needs U.
+VARIANTS = ["autograd", "manual", "grad"]
 
 
 def parse_args():
@@ -122,7 +124,7 @@ class Sampler:
         self.gen = torch.Generator(device=device).manual_seed(seed + 1)
         self.sq2h = math.sqrt(2 * h)
         self.A = torch.zeros(N, dtype=torch.float64, device=device)
-        if variant == "manual":
+        if variant in ("manual", "grad"):
             e = lambda *s: torch.empty(*s, dtype=dtype, device=device)  # noqa: E731
             self.buf = [e(N, H) for _ in range(7)] + [e(N)]
             self.gbuf = [e(N, d), e(N, d)]
@@ -148,13 +150,16 @@ class Sampler:
             torch.addmm(b2, a1, W2.t(), out=z2)
             torch.sigmoid(z2, out=s2)
             torch.mul(z2, s2, out=a2)
-            torch.addmv(b3, a2, W3[0], out=f)
+            if self.variant == "manual":
+                torch.addmv(b3, a2, W3[0], out=f)
             torch.add(s2, a2, out=z2)                 # silu'(z) = s + a − a·s
             z2.addcmul_(a2, s2, value=-1.0).mul_(W3)  # δ2
             torch.mm(z2, W2, out=t1)
             torch.add(s1, a1, out=z1)
             z1.addcmul_(a1, s1, value=-1.0).mul_(t1)  # δ1
             torch.addmm(X, z1, W1, out=g)             # ∇U = x + δ1 W1
+            if self.variant == "grad":
+                return None, g
             U = torch.linalg.vector_norm(X, 2, 1).square_().mul_(0.5).add_(f)
         return U, g
 
@@ -182,7 +187,7 @@ def main():
     dtype = getattr(torch, ARGS.dtype)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     want = [v for v in ARGS.variants.split(",") if v]
-    variants = [v for v in VARIANTS if not want or v in want]
+    variants = [v for v in VARIANTS if (not want or v in want) and not (v == "grad" and ARGS.weights)]
     for case, (N, d, H, h) in case_list():
         flops_step = 4.0 * N * (d * H + H * H + H)
         res, gfl = {}, {}
@@ -236,8 +241,16 @@ def check():
         gfd[:, j] = (up - um) / (2 * eps)
     _, g = m.eval(m.X)
     e_fd = float((g - gfd).abs().max())
-    ok = e_traj < 1e-12 and e_fd < 1e-7
-    C.emit({"check": "PASS" if ok else "FAIL", "manual_vs_autograd_trajectory": e_traj, "gradx_vs_fd": e_fd})
+    # the gradient-only variant follows the same trajectory (plain ULA)
+    a = Sampler("autograd", N, d, H, h, dt, torch.device("cpu"), seed=6)
+    gv = Sampler("grad", N, d, H, h, dt, torch.device("cpu"), seed=6)
+    for _ in range(5):
+        a.step()
+        gv.step()
+    e_grad = max(float((a.X - gv.X).abs().max()), float((a.g - gv.g).abs().max()))
+    ok = e_traj < 1e-12 and e_fd < 1e-7 and e_grad < 1e-12
+    C.emit({"check": "PASS" if ok else "FAIL", "manual_vs_autograd_trajectory": e_traj, "gradx_vs_fd": e_fd,
+            "grad_only_vs_autograd_trajectory": e_grad})
     return ok
 
 
