@@ -115,6 +115,7 @@ type SampleSummary struct {
 	LogZ                 *float64 `json:"log_z,omitempty"`
 	Resamplings          int      `json:"resamplings,omitempty"`
 	LatentDim            int      `json:"latent_dim,omitempty"` // r when the walk ran in the latent space
+	Fused                bool     `json:"fused"`                // the model ran on jarzyn's fused operators
 	WalkerStepsPerSecond float64  `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64  `json:"elapsed_seconds"`
 }
@@ -204,7 +205,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return ExitError
 	}
 	sum := SampleSummary{Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
-		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim,
+		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim, Fused: res.Fused,
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds()}
 	if res.Weighted {
 		sum.ESS, sum.ESSFraction, sum.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -142,5 +143,37 @@ func TestProbePoints(t *testing.T) {
 	}
 	if inRange != fusedProbe/2 || nearBase < fusedProbe/2*9/10 {
 		t.Errorf("probe points: %d of %d in the data range, %d of %d near the base mean", inRange, fusedProbe/2, nearBase, fusedProbe/2)
+	}
+}
+
+// TestMainSampleFused: the CLI summary says whether the fused operators ran,
+// --no-fused turns them off, and both give the same samples up to rounding.
+func TestMainSampleFused(t *testing.T) {
+	needORT(t)
+	b, err := export.Build(mlpParams(t, 2, 16, 3), export.Info{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := writeFile(t, dir, "model.onnx", b)
+	args := []string{"--model", model, "--n", "64", "--steps", "20", "--seed", "3", "--format", "csv"}
+	on, a := runSample(t, dir+"/fused.csv", args...)
+	off, c := runSample(t, dir+"/plain.csv", append(args, "--no-fused")...)
+	if !on.Fused || off.Fused {
+		t.Fatalf("summary fused: %v by default, %v with --no-fused", on.Fused, off.Fused)
+	}
+	ra, rc := strings.Split(strings.TrimSpace(string(a)), "\n"), strings.Split(strings.TrimSpace(string(c)), "\n")
+	if len(ra) != len(rc) || len(ra) != 65 {
+		t.Fatalf("%d and %d CSV lines", len(ra), len(rc))
+	}
+	for i := 1; i < len(ra); i++ {
+		fa, fc := strings.Split(ra[i], ","), strings.Split(rc[i], ",")
+		for k := range fa {
+			x, _ := strconv.ParseFloat(fa[k], 64)
+			y, _ := strconv.ParseFloat(fc[k], 64)
+			if math.Abs(x-y) > 1e-4*math.Max(1, math.Abs(x)) {
+				t.Fatalf("row %d: %s against %s", i, ra[i], rc[i])
+			}
+		}
 	}
 }

@@ -178,6 +178,9 @@ type Result struct {
 	// LatentDim is r when the walk ran in the model's latent space, 0 when
 	// it ran in d dimensions.
 	LatentDim int
+	// Fused reports that the walk ran on jarzyn's fused operators
+	// (Model.Fused).
+	Fused bool
 }
 
 // WalkerStepsPerSecond is the sampler's throughput.
@@ -659,6 +662,7 @@ func (s *sampler) result() *Result {
 		Samples: append([]float32(nil), s.b.X...), DataMin: s.m.Info.DataMin, DataMax: s.m.Info.DataMax,
 		Weighted: s.cfg.Weighted, StepSize: s.h, Steps: s.cfg.Steps, ExtraSteps: s.cfg.ExtraSteps, Seed: s.cfg.Seed,
 		WalkerSteps: int64(s.n) * int64(s.total), ESS: float64(s.n), ESSFraction: 1, LogZ: math.NaN(),
+		Fused: s.m.Fused,
 	}
 	if s.cfg.Weighted {
 		r.LogWeights = append([]float64(nil), s.logW...)
