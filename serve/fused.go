@@ -80,7 +80,8 @@ func (m *Model) fuse(data []byte, opt LoadOptions, lib string) error {
 	}
 	old := m.sess
 	m.sess, m.gradSess, m.Fused = sess, gradSess, true
-	return old.Destroy()
+	_ = old.Destroy() // fails only for a session already destroyed
+	return nil
 }
 
 // probePoints returns fusedProbe points (row-major): half from the base

@@ -499,8 +499,9 @@ func (m *Model) evalPart(b *Batch, j int, ro *ort.RunOptions) error {
 	return nil
 }
 
-// evalGradPart sets the gradient of part j of the batch, and its energy too
-// when the model has no gradient-only session (its Energy is then stale).
+// evalGradPart sets the gradient of part j of the batch for a step that
+// reads nothing else: with a gradient-only session the part's Energy is left
+// as it was, without one it is set too.
 func (m *Model) evalGradPart(b *Batch, j int, ro *ort.RunOptions) error {
 	if m.gradSess == nil {
 		return m.evalPart(b, j, ro)
