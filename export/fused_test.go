@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -194,5 +195,71 @@ func TestParamsFromModel(t *testing.T) {
 	}
 	if _, err := ParamsFromModel(b, testGMM(t, 2, 2, 1).Spec); err == nil {
 		t.Error("a mixture spec was accepted")
+	}
+}
+
+// TestFusedOperatorBadShapes: an operator given inputs of mismatched shapes
+// leaves its outputs unset, and the Run fails instead of returning garbage.
+func TestFusedOperatorBadShapes(t *testing.T) {
+	b := newBuilder("bad", "mismatched shapes")
+	b.fused = true
+	batch := dim{param: BatchDim}
+	b.input(InputX, "x", batch, dim{value: 4})
+	w := b.floats("w", []float64{1, 2, 3}, 3) // 3 weights for 4 columns
+	d, f := b.fusedPair("act", FusedSiLUDot, []string{InputX, w}, "deriv", "dot")
+	b.Identity(OutputGrad, d)
+	b.Identity(OutputEnergy, f)
+	b.output(OutputEnergy, "f", batch, dim{value: 1})
+	b.output(OutputGrad, "d", batch, dim{value: 4})
+	g, err := b.graph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := (&modelProto{irVersion: IRVersion, opsets: []opsetID{{domain: "", version: Opset}, {domain: FusedDomain, version: 1}}, graph: g}).marshal()
+	lib, err := ortlib.Init("")
+	if err != nil {
+		t.Fatalf("ONNX Runtime is required for this test: %v", err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	if err := ortops.Register(so, lib); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	xt, err := ort.NewTensor(ort.NewShape(2, 4), make([]float32, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xt.Destroy()
+	out := []ort.Value{nil, nil}
+	err = s.Run([]ort.Value{xt}, out)
+	for _, v := range out {
+		if v != nil {
+			v.Destroy()
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "SiLUDerivDot: the weights' length") {
+		t.Fatalf("a Run with mismatched operator inputs: %v", err)
+	}
+	// with outputs the caller allocated, as serve runs: an error too
+	e, err := ort.NewEmptyTensor[float32](ort.NewShape(2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy()
+	gr, err := ort.NewEmptyTensor[float32](ort.NewShape(2, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Destroy()
+	if err := s.Run([]ort.Value{xt}, []ort.Value{e, gr}); err == nil || !strings.Contains(err.Error(), "SiLUDerivDot") {
+		t.Fatalf("a Run into allocated outputs with mismatched operator inputs: %v", err)
 	}
 }

@@ -2,7 +2,8 @@
 // operator interface. The C API is reached through the library's exported
 // OrtGetApiBase; the declarations below are the parts of the ABI this file
 // uses: the function table's positions (the table only grows, so version-1
-// entries keep their places) and the OrtCustomOp layout up to API version 11.
+// entries keep their places) and the OrtCustomOp layout up to API version 16
+// (whose KernelComputeV2 returns a status, so a kernel can fail a Run).
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,12 +27,12 @@ typedef struct {
 
 // Positions of the functions used here in the OrtApi table.
 enum {
+	fn_create_status = 0,
 	fn_get_error_message = 2,
 	fn_create_custom_op_domain = 26,
 	fn_custom_op_domain_add = 27,
 	fn_add_custom_op_domain = 28,
 	fn_get_tensor_mutable_data = 51,
-	fn_get_tensor_element_type = 60,
 	fn_get_dimensions_count = 61,
 	fn_get_dimensions = 62,
 	fn_get_tensor_shape_element_count = 64,
@@ -43,10 +44,10 @@ enum {
 };
 
 // The API version this file is written against: it decides which OrtCustomOp
-// members ONNX Runtime reads (those up to GetOutputCharacteristic).
-#define OP_API_VERSION 11
+// members ONNX Runtime reads (those up to KernelComputeV2).
+#define OP_API_VERSION 16
 
-enum { elem_float = 1, io_required = 0 };
+enum { elem_float = 1, io_required = 0, mem_default = 0, error_invalid_argument = 2 };
 
 typedef struct custom_op custom_op;
 struct custom_op {
@@ -62,8 +63,15 @@ struct custom_op {
 	void (*KernelDestroy)(void *kernel);
 	int (*GetInputCharacteristic)(const custom_op *op, size_t index);
 	int (*GetOutputCharacteristic)(const custom_op *op, size_t index);
+	int (*GetInputMemoryType)(const custom_op *op, size_t index);
+	int (*GetVariadicInputMinArity)(const custom_op *op);
+	int (*GetVariadicInputHomogeneity)(const custom_op *op);
+	int (*GetVariadicOutputMinArity)(const custom_op *op);
+	int (*GetVariadicOutputHomogeneity)(const custom_op *op);
+	OrtStatus *(*CreateKernelV2)(const custom_op *op, const void *api, const OrtKernelInfo *info, void **kernel);
+	OrtStatus *(*KernelComputeV2)(void *kernel, OrtKernelContext *ctx);
 	// members of later API versions, never read at OP_API_VERSION
-	void *later[14];
+	void *later[7];
 };
 
 // An operator with float inputs and outputs, evaluated by compute.
@@ -71,7 +79,8 @@ typedef struct {
 	custom_op base;
 	const char *name;
 	size_t inputs, outputs;
-	void (*compute)(void *kernel, OrtKernelContext *ctx);
+	// compute returns NULL or an error message
+	const char *(*compute)(OrtKernelContext *ctx);
 } fused_op;
 
 static const void *const *api;
@@ -80,6 +89,7 @@ static OrtCustomOpDomain *domain;
 
 #define CALL(idx, type) ((type)api[idx])
 
+typedef OrtStatus *(*fn_create_status_t)(int code, const char *msg);
 typedef OrtStatus *(*fn_status_input)(const OrtKernelContext *, size_t, const OrtValue **);
 typedef OrtStatus *(*fn_status_output)(OrtKernelContext *, size_t, const int64_t *, size_t, OrtValue **);
 typedef OrtStatus *(*fn_status_shape)(const OrtValue *, OrtTensorTypeAndShapeInfo **);
@@ -106,16 +116,35 @@ static int failed(OrtStatus *st, char *err, size_t errlen) {
 	return 1;
 }
 
-static void *create_kernel(const custom_op *op, const void *api_unused, const OrtKernelInfo *info) {
+static OrtStatus *create_kernel(const custom_op *op, const void *api_unused, const OrtKernelInfo *info, void **kernel) {
 	(void)api_unused;
 	(void)info;
-	return (void *)op;
+	*kernel = (void *)op;
+	return NULL;
 }
 
 static const char *op_name(const custom_op *op) { return ((const fused_op *)op)->name; }
 static size_t op_inputs(const custom_op *op) { return ((const fused_op *)op)->inputs; }
 static size_t op_outputs(const custom_op *op) { return ((const fused_op *)op)->outputs; }
-static void op_compute(void *kernel, OrtKernelContext *ctx) { ((const fused_op *)kernel)->compute(kernel, ctx); }
+static OrtStatus *op_compute(void *kernel, OrtKernelContext *ctx) {
+	const fused_op *op = (const fused_op *)kernel;
+	const char *msg = op->compute(ctx);
+	if (msg == NULL) {
+		return NULL;
+	}
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s.%s: %s", "io.github.jarzyn", op->name, msg);
+	return CALL(fn_create_status, fn_create_status_t)(error_invalid_argument, buf);
+}
+static int default_memory(const custom_op *op, size_t i) {
+	(void)op;
+	(void)i;
+	return mem_default;
+}
+static int one_arity(const custom_op *op) {
+	(void)op;
+	return 1;
+}
 static const char *op_provider(const custom_op *op) {
 	(void)op;
 	return "CPUExecutionProvider";
@@ -132,9 +161,17 @@ static int required(const custom_op *op, size_t i) {
 }
 static void destroy_kernel(void *kernel) { (void)kernel; }
 
-// input returns input i of ctx with its data, shape (up to 16 dims) and
-// element count, or 0 when ONNX Runtime cannot hand it over.
-static int input(OrtKernelContext *ctx, size_t i, float **data, int64_t *dims, size_t *nd, size_t *n) {
+// tensor_in is a kernel input: its data, shape (up to 16 dims) and element
+// count.
+typedef struct {
+	float *data;
+	int64_t dims[16];
+	size_t rank, count;
+} tensor_in;
+
+// input reads input i of ctx into t, or returns 0 when ONNX Runtime cannot
+// hand it over.
+static int input(OrtKernelContext *ctx, size_t i, tensor_in *t) {
 	const OrtValue *in = NULL;
 	if (failed(CALL(fn_kernel_context_get_input, fn_status_input)(ctx, i, &in), NULL, 0)) {
 		return 0;
@@ -143,11 +180,11 @@ static int input(OrtKernelContext *ctx, size_t i, float **data, int64_t *dims, s
 	if (failed(CALL(fn_get_tensor_type_and_shape, fn_status_shape)(in, &info), NULL, 0)) {
 		return 0;
 	}
-	int ok = !failed(CALL(fn_get_dimensions_count, fn_status_count)(info, nd), NULL, 0) && *nd <= 16 &&
-	         !failed(CALL(fn_get_dimensions, fn_status_dims)(info, dims, *nd), NULL, 0) &&
-	         !failed(CALL(fn_get_tensor_shape_element_count, fn_status_count)(info, n), NULL, 0);
+	int ok = !failed(CALL(fn_get_dimensions_count, fn_status_count)(info, &t->rank), NULL, 0) && t->rank <= 16 &&
+	         !failed(CALL(fn_get_dimensions, fn_status_dims)(info, t->dims, t->rank), NULL, 0) &&
+	         !failed(CALL(fn_get_tensor_shape_element_count, fn_status_count)(info, &t->count), NULL, 0);
 	CALL(fn_release_tensor_type_and_shape_info, fn_release_info)(info);
-	return ok && !failed(CALL(fn_get_tensor_mutable_data, fn_status_data)((OrtValue *)in, (void **)data), NULL, 0);
+	return ok && !failed(CALL(fn_get_tensor_mutable_data, fn_status_data)((OrtValue *)in, (void **)&t->data), NULL, 0);
 }
 
 // output allocates output i of ctx with the given shape and returns its data
@@ -162,95 +199,93 @@ static float *output(OrtKernelContext *ctx, size_t i, const int64_t *dims, size_
 	return (float *)data;
 }
 
-// The version-11 interface has no way to return an error from a kernel: when
-// ONNX Runtime cannot hand over an input or allocate an output, or the shapes
-// do not match, the outputs are left unset and the Run fails there.
+// Each kernel returns NULL, or a message that fails the Run.
+
+static const char *const no_input = "ONNX Runtime could not hand over an input";
+static const char *const no_output = "ONNX Runtime could not allocate an output";
 
 // silu_deriv: (z) -> (silu(z), silu′(z)), any shape.
-static void silu_deriv(void *kernel, OrtKernelContext *ctx) {
-	(void)kernel;
-	float *z;
-	int64_t dims[16];
-	size_t nd, n;
-	if (!input(ctx, 0, &z, dims, &nd, &n)) {
-		return;
+static const char *silu_deriv(OrtKernelContext *ctx) {
+	tensor_in z;
+	if (!input(ctx, 0, &z)) {
+		return no_input;
 	}
-	float *y = output(ctx, 0, dims, nd), *d = output(ctx, 1, dims, nd);
-	if (y != NULL && d != NULL) {
-		jz_silu_deriv_f32(z, y, d, (long)n);
+	float *y = output(ctx, 0, z.dims, z.rank), *d = output(ctx, 1, z.dims, z.rank);
+	if (y == NULL || d == NULL) {
+		return no_output;
 	}
+	jz_silu_deriv_f32(z.data, y, d, (long)z.count);
+	return NULL;
 }
 
 // silu_deriv_dot: (z [.., H], w [H]) -> (silu′(z), f [.., 1]) with
 // f = Σ_j silu(z_j)·w_j along the last axis.
-static void silu_deriv_dot(void *kernel, OrtKernelContext *ctx) {
-	(void)kernel;
-	float *z, *w;
-	int64_t dims[16], wdims[16];
-	size_t nd, n, wnd, cols;
-	if (!input(ctx, 0, &z, dims, &nd, &n) || !input(ctx, 1, &w, wdims, &wnd, &cols)) {
-		return;
+static const char *silu_deriv_dot(OrtKernelContext *ctx) {
+	tensor_in z, w;
+	if (!input(ctx, 0, &z) || !input(ctx, 1, &w)) {
+		return no_input;
 	}
-	if (nd < 1 || cols == 0 || dims[nd - 1] != (int64_t)cols) {
-		return;
+	if (z.rank < 1 || w.count == 0 || z.dims[z.rank - 1] != (int64_t)w.count) {
+		return "the weights' length differs from the last dimension of z";
 	}
-	float *d = output(ctx, 0, dims, nd);
 	int64_t fdims[16];
-	memcpy(fdims, dims, nd * sizeof dims[0]);
-	fdims[nd - 1] = 1;
-	float *f = output(ctx, 1, fdims, nd);
-	if (d != NULL && f != NULL) {
-		jz_silu_deriv_dot_f32(z, w, d, f, (long)(n / cols), (long)cols);
+	memcpy(fdims, z.dims, z.rank * sizeof z.dims[0]);
+	fdims[z.rank - 1] = 1;
+	float *d = output(ctx, 0, z.dims, z.rank), *f = output(ctx, 1, fdims, z.rank);
+	if (d == NULL || f == NULL) {
+		return no_output;
 	}
+	jz_silu_deriv_dot_f32(z.data, w.data, d, f, (long)(z.count / w.count), (long)w.count);
+	return NULL;
 }
 
 // linear_silu_deriv: (x [B, k], w [k, H], b [H]) -> (silu(z), silu′(z)) with
 // z = x·w + b, never stored.
-static void linear_silu_deriv(void *kernel, OrtKernelContext *ctx) {
-	(void)kernel;
-	float *x, *w, *b;
-	int64_t xd[16], wd[16], bd[16];
-	size_t xn, wn, bn, xc, wc, bc;
-	if (!input(ctx, 0, &x, xd, &xn, &xc) || !input(ctx, 1, &w, wd, &wn, &wc) || !input(ctx, 2, &b, bd, &bn, &bc)) {
-		return;
+static const char *linear_silu_deriv(OrtKernelContext *ctx) {
+	tensor_in x, w, b;
+	if (!input(ctx, 0, &x) || !input(ctx, 1, &w) || !input(ctx, 2, &b)) {
+		return no_input;
 	}
-	if (xn != 2 || wn != 2 || wd[0] != xd[1] || (size_t)wd[1] != bc) {
-		return;
+	if (x.rank != 2 || w.rank != 2 || w.dims[0] != x.dims[1] || w.dims[1] != (int64_t)b.count) {
+		return "want x [B, k], w [k, H] and b [H]";
 	}
-	int64_t dims[2] = {xd[0], wd[1]};
+	int64_t dims[2] = {x.dims[0], w.dims[1]};
 	float *y = output(ctx, 0, dims, 2), *d = output(ctx, 1, dims, 2);
-	if (y != NULL && d != NULL) {
-		jz_linear_silu_deriv_f32(x, w, b, y, d, (long)xd[0], (long)xd[1], (long)wd[1]);
+	if (y == NULL || d == NULL) {
+		return no_output;
 	}
+	jz_linear_silu_deriv_f32(x.data, w.data, b.data, y, d, (long)x.dims[0], (long)x.dims[1], (long)w.dims[1]);
+	return NULL;
 }
 
 // mul_matmul_t: (a [B, H], g [B, H], w [n, H], c [B, n], beta [1]) ->
 // (a ⊙ g)·wᵀ + beta·c [B, n].
-static void mul_matmul_t(void *kernel, OrtKernelContext *ctx) {
-	(void)kernel;
-	float *a, *g, *w, *c, *beta;
-	int64_t ad[16], gd[16], wd[16], cd[16], bd[16];
-	size_t an, gn, wn, cn, bn, ac, gc, wc, cc, bc;
-	if (!input(ctx, 0, &a, ad, &an, &ac) || !input(ctx, 1, &g, gd, &gn, &gc) || !input(ctx, 2, &w, wd, &wn, &wc) ||
-	    !input(ctx, 3, &c, cd, &cn, &cc) || !input(ctx, 4, &beta, bd, &bn, &bc)) {
-		return;
+static const char *mul_matmul_t(OrtKernelContext *ctx) {
+	tensor_in a, g, w, c, beta;
+	if (!input(ctx, 0, &a) || !input(ctx, 1, &g) || !input(ctx, 2, &w) || !input(ctx, 3, &c) || !input(ctx, 4, &beta)) {
+		return no_input;
 	}
-	if (an != 2 || gn != 2 || wn != 2 || cn != 2 || bc != 1 || gd[0] != ad[0] || gd[1] != ad[1] || wd[1] != ad[1] ||
-	    cd[0] != ad[0] || cd[1] != wd[0]) {
-		return;
+	if (a.rank != 2 || g.rank != 2 || w.rank != 2 || c.rank != 2 || beta.count != 1 || g.dims[0] != a.dims[0] ||
+	    g.dims[1] != a.dims[1] || w.dims[1] != a.dims[1] || c.dims[0] != a.dims[0] || c.dims[1] != w.dims[0]) {
+		return "want a and g [B, H], w [n, H], c [B, n] and one beta";
 	}
-	int64_t dims[2] = {ad[0], wd[0]};
+	int64_t dims[2] = {a.dims[0], w.dims[0]};
 	float *out = output(ctx, 0, dims, 2);
-	if (out != NULL) {
-		jz_mul_matmul_t_f32(a, g, w, c, beta[0], out, (long)ad[0], (long)ad[1], (long)wd[0]);
+	if (out == NULL) {
+		return no_output;
 	}
+	jz_mul_matmul_t_f32(a.data, g.data, w.data, c.data, beta.data[0], out, (long)a.dims[0], (long)a.dims[1], (long)w.dims[0]);
+	return NULL;
 }
 
-#define FUSED_OP(name_str, n_inputs, n_outputs, fn)                                                         \
-	{                                                                                                         \
-		{OP_API_VERSION, create_kernel, op_name,  op_provider, float_type, op_inputs, float_type, op_outputs, \
-		 op_compute,     destroy_kernel, required, required,   {0}},                                          \
-		    name_str, n_inputs, n_outputs, fn                                                                 \
+// Version-16 operators: the V1 CreateKernel and KernelCompute stay NULL, so
+// ONNX Runtime calls CreateKernelV2 and KernelComputeV2.
+#define FUSED_OP(name_str, n_inputs, n_outputs, fn)                                                          \
+	{                                                                                                          \
+		{OP_API_VERSION, NULL,           op_name,   op_provider,    float_type, op_inputs, float_type, op_outputs, \
+		 NULL,           destroy_kernel, required,  required,       default_memory, one_arity, one_arity,      \
+		 one_arity,      one_arity,      create_kernel, op_compute, {0}},                                     \
+		    name_str, n_inputs, n_outputs, fn                                                                  \
 	}
 
 static fused_op ops[] = {

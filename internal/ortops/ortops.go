@@ -10,6 +10,10 @@
 // memory; the fused kernel (internal/kernels, AVX2 where the CPU has it) makes
 // one. Only graphs built for this process use the domain (export.BuildFused);
 // exported .onnx files never do.
+//
+// The operators use the custom-operator interface of C API version 16
+// (ONNX Runtime ≥ 1.16): a kernel given inputs of the wrong shapes fails the
+// Run with a message naming the operator, never writes past a tensor.
 package ortops
 
 /*
