@@ -1,5 +1,3 @@
-//go:build cgo
-
 // Package ortops registers jarzyn's own operators with ONNX Runtime, in the
 // domain "io.github.jarzyn", for the CPU execution provider:
 //
@@ -40,9 +38,6 @@ const Domain = "io.github.jarzyn"
 
 // OpSiLUDeriv names the fused SiLU operator.
 const OpSiLUDeriv = "SiLUDeriv"
-
-// Available reports whether this build can register the operators (cgo).
-const Available = true
 
 var (
 	mu     sync.Mutex
