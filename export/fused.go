@@ -74,13 +74,18 @@ func buildFused(p *models.Params, gradOnly bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fusedModel(g), nil
+}
+
+// fusedModel serializes g as a model importing ai.onnx and FusedDomain.
+func fusedModel(g *graphProto) []byte {
 	m := modelProto{
 		irVersion:    IRVersion,
 		opsets:       []opsetID{{domain: "", version: Opset}, {domain: FusedDomain, version: 1}},
 		producerName: "jarzyn",
 		graph:        g,
 	}
-	return m.marshal(), nil
+	return m.marshal()
 }
 
 // ParamsFromModel reads the parameters of an MLP spec back from the
@@ -118,7 +123,13 @@ func ParamsFromModel(model []byte, spec models.Spec) (*models.Params, error) {
 // readInitializers returns the float32 initializers (raw_data) of a model's
 // main graph by name.
 func readInitializers(model []byte) (map[string][]float32, error) {
-	graph, err := field(model, fModelGraph)
+	var graph []byte
+	err := eachField(model, func(num protowire.Number, _ uint64, b []byte) error {
+		if num == fModelGraph {
+			graph = b
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -126,14 +137,14 @@ func readInitializers(model []byte) (map[string][]float32, error) {
 		return nil, errors.New("export: model has no graph")
 	}
 	out := map[string][]float32{}
-	err = eachField(graph, func(num protowire.Number, v []byte) error {
+	err = eachField(graph, func(num protowire.Number, _ uint64, v []byte) error {
 		if num != fGraphInitializer {
 			return nil
 		}
 		var name string
 		var dataType uint64
 		var raw []byte
-		err := eachVarintOrBytes(v, func(num protowire.Number, x uint64, b []byte) {
+		err := eachField(v, func(num protowire.Number, x uint64, b []byte) error {
 			switch num {
 			case fTensorName:
 				name = string(b)
@@ -142,6 +153,7 @@ func readInitializers(model []byte) (map[string][]float32, error) {
 			case fTensorRawData:
 				raw = b
 			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -158,38 +170,10 @@ func readInitializers(model []byte) (map[string][]float32, error) {
 	return out, err
 }
 
-// field returns the last bytes-typed field num of message m (nil if none).
-func field(m []byte, num protowire.Number) ([]byte, error) {
-	var out []byte
-	err := eachField(m, func(n protowire.Number, v []byte) error {
-		if n == num {
-			out = v
-		}
-		return nil
-	})
-	return out, err
-}
-
-// eachField calls f on every length-delimited field of m, skipping others.
-func eachField(m []byte, f func(protowire.Number, []byte) error) error {
-	return eachVarintOrBytesErr(m, func(num protowire.Number, typ protowire.Type, _ uint64, b []byte) error {
-		if typ == protowire.BytesType {
-			return f(num, b)
-		}
-		return nil
-	})
-}
-
-// eachVarintOrBytes calls f with every varint (x) and length-delimited (b)
-// field of m.
-func eachVarintOrBytes(m []byte, f func(num protowire.Number, x uint64, b []byte)) error {
-	return eachVarintOrBytesErr(m, func(num protowire.Number, _ protowire.Type, x uint64, b []byte) error {
-		f(num, x, b)
-		return nil
-	})
-}
-
-func eachVarintOrBytesErr(m []byte, f func(protowire.Number, protowire.Type, uint64, []byte) error) error {
+// eachField calls f on every field of message m in order: x holds a varint
+// field's value, b a length-delimited field's bytes; other wire types are
+// skipped.
+func eachField(m []byte, f func(num protowire.Number, x uint64, b []byte) error) error {
 	for len(m) > 0 {
 		num, typ, n := protowire.ConsumeTag(m)
 		if n < 0 {
@@ -211,7 +195,7 @@ func eachVarintOrBytesErr(m []byte, f func(protowire.Number, protowire.Type, uin
 		}
 		m = m[n:]
 		if typ == protowire.VarintType || typ == protowire.BytesType {
-			if err := f(num, typ, x, b); err != nil {
+			if err := f(num, x, b); err != nil {
 				return err
 			}
 		}

@@ -22,8 +22,9 @@ func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (en
 	return out[0], out[1]
 }
 
-// runOutputs evaluates the named outputs of a model on x (n×d).
-func runOutputs(t *testing.T, model []byte, x []float32, n, d int, fused bool, names ...string) [][]float32 {
+// newSession opens a one-thread session of model with the named outputs and
+// the fused operators registered when fused; the test closes it.
+func newSession(t *testing.T, model []byte, fused bool, names ...string) *ort.DynamicAdvancedSession {
 	t.Helper()
 	lib, err := ortlib.Init("")
 	if err != nil {
@@ -46,7 +47,14 @@ func runOutputs(t *testing.T, model []byte, x []float32, n, d int, fused bool, n
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Destroy()
+	t.Cleanup(func() { s.Destroy() })
+	return s
+}
+
+// runOutputs evaluates the named outputs of a model on x (n×d).
+func runOutputs(t *testing.T, model []byte, x []float32, n, d int, fused bool, names ...string) [][]float32 {
+	t.Helper()
+	s := newSession(t, model, fused, names...)
 	xt, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x)
 	if err != nil {
 		t.Fatal(err)
@@ -215,24 +223,7 @@ func TestFusedOperatorBadShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := (&modelProto{irVersion: IRVersion, opsets: []opsetID{{domain: "", version: Opset}, {domain: FusedDomain, version: 1}}, graph: g}).marshal()
-	lib, err := ortlib.Init("")
-	if err != nil {
-		t.Fatalf("ONNX Runtime is required for this test: %v", err)
-	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer so.Destroy()
-	if err := ortops.Register(so, lib); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Destroy()
+	s := newSession(t, fusedModel(g), true, OutputEnergy, OutputGrad)
 	xt, err := ort.NewTensor(ort.NewShape(2, 4), make([]float32, 8))
 	if err != nil {
 		t.Fatal(err)

@@ -40,30 +40,6 @@ static void silu_grad_scalar(const float *x, const float *y, const float *gy, fl
 	}
 }
 
-static void silu_deriv_scalar(const float *z, float *y, float *d, long i, long n) {
-	for (; i < n; i++) {
-		float v = z[i];
-		float e = expneg(v < 0 ? -v : v);
-		float s = 1.0f / (1.0f + e);
-		s = v < 0 ? e * s : s;
-		y[i] = v * s;
-		d[i] = s * (1.0f + v * (1.0f - s));
-	}
-}
-
-static float silu_deriv_dot_row_scalar(const float *z, const float *w, float *d, long j, long cols) {
-	float f = 0;
-	for (; j < cols; j++) {
-		float v = z[j];
-		float e = expneg(v < 0 ? -v : v);
-		float s = 1.0f / (1.0f + e);
-		s = v < 0 ? e * s : s;
-		f += v * s * w[j];
-		d[j] = s * (1.0f + v * (1.0f - s));
-	}
-	return f;
-}
-
 // silu_deriv1 sets *y = silu(v) and returns silu′(v).
 static inline float silu_deriv1(float v, float *y) {
 	float e = expneg(v < 0 ? -v : v);
@@ -71,6 +47,22 @@ static inline float silu_deriv1(float v, float *y) {
 	s = v < 0 ? e * s : s;
 	*y = v * s;
 	return s * (1.0f + v * (1.0f - s));
+}
+
+static void silu_deriv_scalar(const float *z, float *y, float *d, long i, long n) {
+	for (; i < n; i++) {
+		d[i] = silu_deriv1(z[i], &y[i]);
+	}
+}
+
+static float silu_deriv_dot_row_scalar(const float *z, const float *w, float *d, long j, long cols) {
+	float f = 0;
+	for (; j < cols; j++) {
+		float y;
+		d[j] = silu_deriv1(z[j], &y);
+		f += y * w[j];
+	}
+	return f;
 }
 
 static void linear_silu_deriv_scalar(const float *x, const float *w, const float *b, float *y, float *d, long r, long k, long cols, long j) {
@@ -201,6 +193,13 @@ __attribute__((target("avx2,fma"))) static void silu_deriv_avx2(const float *z, 
 	silu_deriv_scalar(z, y, d, i, n);
 }
 
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
+	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+	return _mm_cvtss_f32(h);
+}
+
 __attribute__((target("avx2,fma"))) static void silu_deriv_dot_avx2(const float *z, const float *w, float *d, float *f, long rows, long cols) {
 	for (long r = 0; r < rows; r++) {
 		const float *zr = z + r * cols;
@@ -221,11 +220,7 @@ __attribute__((target("avx2,fma"))) static void silu_deriv_dot_avx2(const float 
 			_mm256_storeu_ps(dr + j, silu_deriv8(_mm256_loadu_ps(zr + j), &y0));
 			acc0 = _mm256_fmadd_ps(y0, _mm256_loadu_ps(w + j), acc0);
 		}
-		__m256 acc = _mm256_add_ps(acc0, acc1);
-		__m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-		h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-		h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-		f[r] = _mm_cvtss_f32(h) + silu_deriv_dot_row_scalar(zr, w, dr, j, cols);
+		f[r] = hsum8(_mm256_add_ps(acc0, acc1)) + silu_deriv_dot_row_scalar(zr, w, dr, j, cols);
 	}
 }
 
@@ -244,13 +239,6 @@ __attribute__((target("avx2,fma"))) static void linear_silu_deriv_avx2(const flo
 		}
 		linear_silu_deriv_scalar(x, w, b, y, d, r, k, cols, j);
 	}
-}
-
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
-	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-	h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-	return _mm_cvtss_f32(h);
 }
 
 __attribute__((target("avx2,fma"))) static void mul_matmul_t_avx2(const float *a, const float *g, const float *w, const float *c, float beta, float *out, long rows, long cols, long n) {

@@ -19,32 +19,29 @@ func expNeg(a float32) float32 {
 	return (p*r*r + r + 1) * math.Float32frombits(uint32(k+127)<<23)
 }
 
+// sigmoid32 is σ(v) from e^{−|v|}, so that no argument overflows.
+func sigmoid32(v float32) float32 {
+	a := v
+	if a < 0 {
+		a = -a
+	}
+	e := expNeg(a)
+	s := 1 / (1 + e)
+	if v < 0 {
+		s *= e
+	}
+	return s
+}
+
 func silu(x, out []float32) {
 	for i, v := range x {
-		a := v
-		if a < 0 {
-			a = -a
-		}
-		e := expNeg(a)
-		s := 1 / (1 + e)
-		if v < 0 {
-			s *= e
-		}
-		out[i] = v * s
+		out[i] = v * sigmoid32(v)
 	}
 }
 
 func siluDeriv(z, y, d []float32) {
 	for i, v := range z {
-		a := v
-		if a < 0 {
-			a = -a
-		}
-		e := expNeg(a)
-		s := 1 / (1 + e)
-		if v < 0 {
-			s *= e
-		}
+		s := sigmoid32(v)
 		y[i] = v * s
 		d[i] = s * (1 + v*(1-s))
 	}
