@@ -50,18 +50,20 @@ bench: build
 clean:
 	rm -rf $(BIN) runs/demo
 
-# CUDA build of the trainer (docs/GPU.md): Debian's nvidia-cuda-dev (non-free,
-# CUDA 11.8 headers: the driver API is forward compatible) and nvcc for
-# gorgonia's PTX kernels; cuDNN 9 comes from internal/cudashim, cuBLAS 13 and
-# cuDNN 9 from link-time stubs, the real libraries at run time.
+# CUDA build of the trainer (docs/GPU.md). Needs the CUDA driver-API header
+# /usr/include/cuda.h of a CUDA 11 toolkit (11.8 is what the build is made
+# with; CUDA 12 and 13 headers lack APIs gorgonia.org/cu wraps, and the driver
+# API is forward compatible) and nvcc for gorgonia's PTX kernels, from the
+# distribution's CUDA toolkit packages.
+# cuDNN 9 declarations come from internal/cudashim; cuBLAS 13 and cuDNN 9 are
+# linked against stubs here and loaded from the real libraries at run time.
 CUDA_BIN ?= $(BIN)/cuda
 build-cuda:
 	@if [ ! -f /usr/include/cuda.h ] || ! command -v nvcc >/dev/null; then \
-	  echo "build-cuda: installing Debian's nvidia-cuda-dev and nvidia-cuda-toolkit (non-free, for this step only)"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | $$SUDO tee /etc/apt/sources.list.d/jarzyn-nonfree.sources >/dev/null; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nvidia-cuda-dev nvidia-cuda-toolkit >/dev/null; \
-	  rc=$$?; $$SUDO rm -f /etc/apt/sources.list.d/jarzyn-nonfree.sources; $$SUDO apt-get update -qq; exit $$rc; \
+	  echo "build-cuda: needs the CUDA toolkit: /usr/include/cuda.h and nvcc (found: cuda.h $$([ -f /usr/include/cuda.h ] && echo yes || echo no), nvcc $$(command -v nvcc >/dev/null && echo yes || echo no))." >&2; \
+	  echo "build-cuda: install your distribution's CUDA toolkit packages; on Debian: nvidia-cuda-dev and nvidia-cuda-toolkit" >&2; \
+	  echo "build-cuda: (enable the contrib and non-free components in your apt sources first). See docs/GPU.md." >&2; \
+	  exit 1; \
 	fi
 	scripts/gpu/mkstubs.sh .build/cuda-stubs
 	. scripts/gpu/env.sh && $(GO) build -tags cuda -o $(CUDA_BIN)/jarzyn-train ./cmd/jarzyn-train

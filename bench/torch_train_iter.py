@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference timing of ONE training iteration of Jarzynski-weighted SMC (SPEC §2).
+"""PyTorch reference timing of ONE training iteration of Jarzynski-weighted SMC (docs/METHOD.md §2).
 
 Benchmark/cross-check only; never a product dependency.
 
@@ -143,7 +143,7 @@ class SMCBase:
         g1sq = sqnorm(g1)
         self.A += weight_increment(self.U, U1, self.gsq, g1sq, self.X, X1, self.g, g1, self.h,
                                    self.xi, self.tmp)
-        self.Xn, self.X = self.X, X1                         # separate buffers: no aliasing (SPEC §6.1)
+        self.Xn, self.X = self.X, X1                         # separate buffers: no aliasing (docs/METHOD.md §6.1)
         self.U, self.g, self.gsq = U1, g1, g1sq
         self.ess = ess_fraction(self.A)
 
@@ -170,7 +170,7 @@ class GMMBench(SMCBase):
         self.variant, self.h, self.dtype = variant, h, dtype
         self.lr_a, self.lr_z = lr_a, lr_z
         gen = torch.Generator().manual_seed(seed)
-        # teacher (SPEC §5.1): modes −10 e1 (¼) and +6 e1 (¾)
+        # teacher (docs/METHOD.md §5.1): modes −10 e1 (¼) and +6 e1 (¾)
         n1 = n // 4
         data = torch.randn(n, d, generator=gen, dtype=dtype)
         data[:n1, 0] += -10.0

@@ -16,6 +16,9 @@
 //
 // The package links ONNX Runtime (through internal/ortlib) but not the
 // training engine: the reference it checks against is passed in
-// (Options.Reference). Package serve does not import it: the metadata
-// contract it shares with serve lives in package models.
+// (Options.Reference). Package serve imports it to build graphs in memory at
+// load time (the fused CPU graphs: ParamsFromModel, BuildFused,
+// BuildFusedGrad; the latent sampler's linear maps: BuildMatMul), so
+// jarzyn-serve links this package but still no gorgonia; the metadata
+// contract the two share lives in package models.
 package export

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces SPEC §5.1 (docs/RESULTS.md): gmm50d with jarzynski, pcd and cd for
+# Reproduces docs/METHOD.md §5.1 (docs/RESULTS.md): gmm50d with jarzynski, pcd and cd for
 # seeds 0, 1, 2, then the table and the comparison plots.
 #   scripts/gmm50d-experiments.sh [OUTDIR]      (default runs/gmm50d-exp)
 set -euo pipefail

@@ -8,7 +8,7 @@
 #
 # ARCH is a virtual architecture (default compute_70): PTX is compiled by the
 # driver for the GPU it runs on, so older PTX runs on newer GPUs (an H100 is
-# sm_90). Needs nvcc (Debian: nvidia-cuda-toolkit; the GPU machine has CUDA 13).
+# sm_90). Needs nvcc of any CUDA ≥ 11 toolkit (Debian: nvidia-cuda-toolkit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-bin/cuda-ptx}

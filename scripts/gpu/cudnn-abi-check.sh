@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Check the project's cuDNN 9 declarations (internal/cudashim/include) against
-# the real cuDNN headers, where both gcc and those headers exist (the GPU
-# machine's pip package nvidia-cudnn has them; no registry here does):
+# the real cuDNN headers, where both gcc and those headers exist (the pip
+# package nvidia-cudnn-cu13 ships them under nvidia/cudnn/include):
 #   1. every prototype in jarzyn_cudnn9_funcs.h, compiled after the real
 #      cudnn.h: gcc rejects any that differs from cuDNN's ("conflicting types");
 #   2. every enumerator in jarzyn_cudnn9_types.h: its value printed by a program

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# The GPU checks and benchmarks, end to end, in as few device-tool calls as
-# possible (docs/GPU.md, "Running the GPU checks").
+# The GPU checks and benchmarks, end to end (docs/GPU.md, "Checking a GPU machine").
 #
-# On the development machine (no GPU):
+# On a build machine (the GPU machine itself, or any Linux x86-64 machine; no GPU needed):
 #   scripts/gpu/run-gpu-checks.sh prepare     build the binaries, fetch and pin the ONNX Runtime
-#                                             GPU libraries, pack everything into xz chunks under
-#                                             .gpu-carry/cNN (each under the 64 MiB carry limit),
-#                                             and print the device-tool calls (also in .gpu-carry/PLAN)
-#   scripts/gpu/run-gpu-checks.sh selftest    reassemble the chunks in a scratch folder as the GPU
+#                                             GPU libraries, and pack everything into xz parts of at
+#                                             most CHUNK_MIB MiB under .gpu-bundle/cNN (small parts are
+#                                             easy to copy over slow or size-limited links); prints
+#                                             the next steps (also in .gpu-bundle/PLAN)
+#   scripts/gpu/run-gpu-checks.sh selftest    reassemble the parts in a scratch folder as the GPU
 #                                             machine would and check every sha256
-# On the GPU machine (through the device tool's run, in the repository root):
-#   scripts/gpu/run-gpu-checks.sh receive     after a call that carried chunks: check what arrived
+# On the GPU machine, in a checkout of the same commit with .gpu-bundle/cNN copied in:
+#   scripts/gpu/run-gpu-checks.sh receive     list the parts that have arrived intact
 #   scripts/gpu/run-gpu-checks.sh remote      reassemble, then run every check; results in $OUT
+#                                             (default .gpu-out)
 #
 # Settings (environment): CHUNK_MIB (56), GMM_ITERS (200), SERVE_N (65536), SERVE_STEPS (20),
-# BENCH_ITERS (10), STEP_TIMEOUT (240 s per step on the GPU machine).
+# BENCH_ITERS (10), STEP_TIMEOUT (240 s per step on the GPU machine), OUT.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-CARRY=$ROOT/.gpu-carry
-STAGE=$CARRY/stage
+BUNDLE=$ROOT/.gpu-bundle
+STAGE=$BUNDLE/stage
 CHUNK_MIB=${CHUNK_MIB:-56}
 
 ORT_GPU_PKG=com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9
@@ -37,7 +38,7 @@ log() { echo "gpu-checks: $*" >&2; }
 die() { log "$*"; exit 1; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# ---------------------------------------------------------------- dev machine
+# ---------------------------------------------------------------- build machine
 
 fetch_ort() { # fetch_ort DIR: the pinned npm tarballs, verified, into DIR
 	local dir=$1
@@ -77,14 +78,14 @@ build_all() { # build_all STAGE: every binary the checks run, and the benchmark 
 	mkdir -p "$s/bin" "$s/models"
 	: >"$notes"
 	# CPU builds without the openblas tag: the GPU machine need not have libopenblas.
-	# Symbol tables stripped (-s -w): a third less to carry.
+	# Symbol tables stripped (-s -w): a third less to copy.
 	local ld=(-ldflags=-s\ -w)
 	(unset CGO_CFLAGS CGO_LDFLAGS
 		go build "${ld[@]}" -o "$s/bin/" ./cmd/jarzyn-train ./cmd/jarzyn-export &&
 			go test -c "${ld[@]}" -o "$s/bin/train-cpu.test" ./train) || die "CPU build failed"
 	(unset CGO_CFLAGS CGO_LDFLAGS; go build "${ld[@]}" -o "$s/bin/" ./cmd/jarzyn-serve) ||
-		echo "jarzyn-serve: build failed on the development machine; serve checks skipped" | tee -a "$notes" >&2
-	# CUDA build: needs cuda.h (Debian non-free nvidia-cuda-dev) and gcc; cuDNN comes from the shim
+		echo "jarzyn-serve: build failed on the build machine; serve checks skipped" | tee -a "$notes" >&2
+	# CUDA build: needs cuda.h of a CUDA 11 toolkit (Debian: nvidia-cuda-dev) and gcc; cuDNN comes from the shim
 	if [ -f /usr/include/cuda.h ] || [ -f /usr/local/cuda/include/cuda.h ]; then
 		scripts/gpu/mkstubs.sh "$ROOT/.build/cuda-stubs" >&2 &&
 			( # shellcheck source=env.sh
@@ -98,7 +99,7 @@ build_all() { # build_all STAGE: every binary the checks run, and the benchmark 
 			echo "no nvcc here: PTX is made on the GPU machine" | tee -a "$notes" >&2
 		fi
 	else
-		echo "no cuda.h: cuda build skipped (make build-cuda installs Debian's nvidia-cuda-dev)" | tee -a "$notes" >&2
+		echo "no cuda.h: cuda build skipped (install the CUDA 11 toolkit headers, Debian: nvidia-cuda-dev; docs/GPU.md)" | tee -a "$notes" >&2
 	fi
 	local run
 	run=$(mktemp -d)
@@ -112,71 +113,64 @@ build_all() { # build_all STAGE: every binary the checks run, and the benchmark 
 	git rev-parse HEAD >"$s/COMMIT" 2>/dev/null || true
 }
 
-# split_into FILE: FILE's parts (≤ CHUNK_MIB) become carry chunks .gpu-carry/cNN
+# split_into FILE: FILE's parts (≤ CHUNK_MIB) go into the chunk folders .gpu-bundle/cNN
 split_into() {
 	local f=$1 base
 	base=$(basename "$f")
-	split -b "${CHUNK_MIB}M" -d -a 2 "$f" "$CARRY/parts/$base.part"
-	echo "$base $(sha "$f") $(stat -c %s "$f")" >>"$CARRY/FILES"
+	split -b "${CHUNK_MIB}M" -d -a 2 "$f" "$BUNDLE/parts/$base.part"
+	echo "$base $(sha "$f") $(stat -c %s "$f")" >>"$BUNDLE/FILES"
 }
 
 pack_chunks() { # group the parts into chunk folders, each ≤ CHUNK_MIB
 	local limit n=0 used p sz dir=
 	limit=$((CHUNK_MIB * 1024 * 1024))
 	used=$limit
-	for p in "$CARRY"/parts/*; do
+	for p in "$BUNDLE"/parts/*; do
 		sz=$(stat -c %s "$p")
 		if [ $((used + sz)) -gt "$limit" ]; then
 			n=$((n + 1)); used=0
-			dir=$(printf '%s/c%02d' "$CARRY" "$n"); mkdir -p "$dir"
+			dir=$(printf '%s/c%02d' "$BUNDLE" "$n"); mkdir -p "$dir"
 		fi
 		mv "$p" "$dir/"; used=$((used + sz))
-		echo "$(basename "$dir") $(basename "$p") $(sha "$dir/$(basename "$p")")" >>"$CARRY/PARTS"
+		echo "$(basename "$dir") $(basename "$p") $(sha "$dir/$(basename "$p")")" >>"$BUNDLE/PARTS"
 	done
-	rmdir "$CARRY/parts"
+	rmdir "$BUNDLE/parts"
 	# every chunk carries the manifests (a few hundred bytes)
-	for dir in "$CARRY"/c[0-9][0-9]; do cp "$CARRY/FILES" "$CARRY/PARTS" "$dir/"; done
+	for dir in "$BUNDLE"/c[0-9][0-9]; do cp "$BUNDLE/FILES" "$BUNDLE/PARTS" "$dir/"; done
 }
 
 prepare() {
 	command -v xz >/dev/null || die "xz is required (apt-get install xz-utils)"
-	rm -rf "$CARRY"/c[0-9][0-9] "$CARRY/parts" "$CARRY/FILES" "$CARRY/PARTS" "$STAGE" "$CARRY/PLAN" "$CARRY/bundle.tar.xz"
-	mkdir -p "$STAGE" "$CARRY/parts"
+	rm -rf "$BUNDLE"/c[0-9][0-9] "$BUNDLE/parts" "$BUNDLE/FILES" "$BUNDLE/PARTS" "$STAGE" "$BUNDLE/PLAN" "$BUNDLE/bundle.tar.xz"
+	mkdir -p "$STAGE" "$BUNDLE/parts"
 	log "building"
 	build_all "$STAGE"
 	log "fetching ONNX Runtime GPU libraries"
-	fetch_ort "$CARRY/npm"
-	extract_ort "$CARRY/npm" "$STAGE/ort" "$CARRY/libonnxruntime_providers_cuda.so"
+	fetch_ort "$BUNDLE/npm"
+	extract_ort "$BUNDLE/npm" "$STAGE/ort" "$BUNDLE/libonnxruntime_providers_cuda.so"
 	log "compressing"
-	tar -C "$STAGE" -cf - . | xz -T"$(nproc)" -"${XZ_LEVEL:-6}" >"$CARRY/bundle.tar.xz" || die "xz failed"
+	tar -C "$STAGE" -cf - . | xz -T"$(nproc)" -"${XZ_LEVEL:-6}" >"$BUNDLE/bundle.tar.xz" || die "xz failed"
 	# the provider never changes (pinned): compressed once (minutes on 2 cores), then reused
-	local pxz=$CARRY/libonnxruntime_providers_cuda.so.xz
+	local pxz=$BUNDLE/libonnxruntime_providers_cuda.so.xz
 	if [ ! -f "$pxz.ok" ] || [ "$(cat "$pxz.ok")" != "$CUDA_EP_SHA $(sha "$pxz")" ]; then
-		xz -T"$(nproc)" -"${XZ_LEVEL:-6}" -c "$CARRY/libonnxruntime_providers_cuda.so" >"$pxz" || die "xz failed"
+		xz -T"$(nproc)" -"${XZ_LEVEL:-6}" -c "$BUNDLE/libonnxruntime_providers_cuda.so" >"$pxz" || die "xz failed"
 		echo "$CUDA_EP_SHA $(sha "$pxz")" >"$pxz.ok"
 	fi
-	split_into "$CARRY/bundle.tar.xz"
+	split_into "$BUNDLE/bundle.tar.xz"
 	split_into "$pxz"
 	pack_chunks
-	rm -f "$CARRY/bundle.tar.xz"
-	plan | tee "$CARRY/PLAN"
+	rm -f "$BUNDLE/bundle.tar.xz"
+	plan | tee "$BUNDLE/PLAN"
 }
 
 plan() {
-	local chunks=("$CARRY"/c[0-9][0-9]) last i
-	last=$((${#chunks[@]} - 1))
-	echo "Device-tool calls (each with the repository as working tree); sizes:"
+	local chunks=("$BUNDLE"/c[0-9][0-9])
+	echo "Parts to copy to the GPU machine (into .gpu-bundle/ of a checkout of the same commit); sizes:"
 	du -sh "${chunks[@]}" | sed 's|'"$ROOT"'/||; s/^/  /'
-	for i in "${!chunks[@]}"; do
-		local c=.gpu-carry/$(basename "${chunks[$i]}")
-		if [ "$i" -lt "$last" ]; then
-			echo "  run(command=\"bash scripts/gpu/run-gpu-checks.sh receive\", carry=[\"$c\"])"
-		else
-			echo "  run(command=\"bash scripts/gpu/run-gpu-checks.sh remote\", carry=[\"$c\"], timeout_s=600)"
-		fi
-	done
-	echo "Each call must follow the previous one while the machine is warm (its idle_release_s);"
-	echo "a 'remote' that finds parts missing lists them in \$OUT/missing.txt: resend those chunks."
+	echo "Then, on the GPU machine, in the repository root:"
+	echo "  bash scripts/gpu/run-gpu-checks.sh receive     # optional: which parts arrived intact"
+	echo "  bash scripts/gpu/run-gpu-checks.sh remote      # every check; results in \$OUT (default .gpu-out)"
+	echo "If parts are missing or damaged, 'remote' lists them in \$OUT/missing.txt: copy those again."
 }
 
 # ---------------------------------------------------------------- reassembly (both sides)
@@ -220,30 +214,30 @@ unpack() {
 }
 
 selftest() {
-	[ -f "$CARRY/PARTS" ] || die "run prepare first"
+	[ -f "$BUNDLE/PARTS" ] || die "run prepare first"
 	local t
 	t=$(mktemp -d)
 	trap 'rm -rf "$t"' RETURN
-	mkdir -p "$t/carry"
-	cp -r "$CARRY"/c[0-9][0-9] "$t/carry/"
-	reassemble "$t/carry" "$t/run" || die "reassembly failed: $(cat "$t/run/missing.txt")"
+	mkdir -p "$t/bundle"
+	cp -r "$BUNDLE"/c[0-9][0-9] "$t/bundle/"
+	reassemble "$t/bundle" "$t/run" || die "reassembly failed: $(cat "$t/run/missing.txt")"
 	unpack "$t/run" || die "unpack failed"
-	[ "$(sha "$t/run/ort/libonnxruntime_providers_cuda.so")" = "$(sha "$CARRY/libonnxruntime_providers_cuda.so")" ] || die "provider differs"
+	[ "$(sha "$t/run/ort/libonnxruntime_providers_cuda.so")" = "$(sha "$BUNDLE/libonnxruntime_providers_cuda.so")" ] || die "provider differs"
 	(cd "$STAGE" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$t/a"
 	(cd "$t/run" && find . -type f ! -name libonnxruntime_providers_cuda.so -print0 | sort -z | xargs -0 sha256sum) >"$t/b"
 	diff -q "$t/a" "$t/b" >/dev/null || die "unpacked files differ from the stage"
 	# a lost chunk must be reported, not half-used
-	rm -rf "$t/carry/c01" "$t/run2"
-	if reassemble "$t/carry" "$t/run2"; then die "a missing chunk went unnoticed"; fi
+	rm -rf "$t/bundle/c01" "$t/run2"
+	if reassemble "$t/bundle" "$t/run2"; then die "a missing chunk went unnoticed"; fi
 	grep -q "c01" "$t/run2/missing.txt" || die "missing.txt does not name c01"
-	log "selftest: $(wc -l <"$CARRY/PARTS") parts in $(ls -d "$CARRY"/c[0-9][0-9] | wc -l) chunks reassemble to the staged files and the pinned CUDA provider; a missing chunk is reported"
+	log "selftest: $(wc -l <"$BUNDLE/PARTS") parts in $(ls -d "$BUNDLE"/c[0-9][0-9] | wc -l) chunks reassemble to the staged files and the pinned CUDA provider; a missing chunk is reported"
 }
 
 # ---------------------------------------------------------------- GPU machine
 
 receive() {
 	local c
-	for c in .gpu-carry/c[0-9][0-9]; do
+	for c in .gpu-bundle/c[0-9][0-9]; do
 		[ -d "$c" ] || continue
 		while read -r chunk part want; do
 			[ "$chunk" = "$(basename "$c")" ] || continue
@@ -275,10 +269,11 @@ step() { # step NAME CMD...: run with a time limit, output to $OUT/NAME.log, sta
 }
 
 remote() {
-	[ -n "${OUT:-}" ] || die "OUT is not set (the device tool sets it)"
+	OUT=${OUT:-$ROOT/.gpu-out}
+	mkdir -p "$OUT" || die "cannot create OUT=$OUT"
 	local R=$ROOT/.gpu-run
 	rm -rf "$R"
-	if ! reassemble "$ROOT/.gpu-carry" "$R"; then
+	if ! reassemble "$BUNDLE" "$R"; then
 		cp "$R/missing.txt" "$OUT/missing.txt"; receive >"$OUT/receive.txt"
 		die "parts missing: $(tr '\n' ';' <"$R/missing.txt")"
 	fi
@@ -367,5 +362,5 @@ selftest) selftest ;;
 plan) plan ;;
 receive) receive ;;
 remote) remote ;;
-*) sed -n '2,20p' "$0"; exit 2 ;;
+*) sed -n '2,18p' "$0"; exit 2 ;;
 esac
