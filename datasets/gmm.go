@@ -18,27 +18,42 @@ type Teacher struct {
 	Stds []float64 `json:"stds,omitempty" mapstructure:"stds"`
 }
 
+// TeacherError is a teacher field that Normalized refuses.
+type TeacherError struct {
+	// Field is the field as a config key below the teacher: "masses",
+	// "means[2]", "stds[0]".
+	Field string
+	// Msg says what is wrong: "must be > 0, got 0".
+	Msg string
+}
+
+func (e *TeacherError) Error() string { return "datasets: teacher." + e.Field + " " + e.Msg }
+
+func teacherErr(field, format string, a ...any) error {
+	return &TeacherError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
 // Normalized returns the teacher with means padded to dim, masses summing to 1
-// and Stds filled, or an error naming the bad field.
+// and Stds filled, or a *TeacherError naming the bad field.
 func (t Teacher) Normalized(dim int) (Teacher, error) {
 	M := len(t.Means)
 	if M == 0 {
-		return t, fmt.Errorf("datasets: teacher.means must list at least one mode")
+		return t, teacherErr("means", "must list at least one mode")
 	}
 	if len(t.Masses) != M {
-		return t, fmt.Errorf("datasets: teacher.masses has %d entries, teacher.means has %d", len(t.Masses), M)
+		return t, teacherErr("masses", "has %d entries, teacher.means has %d", len(t.Masses), M)
 	}
 	out := Teacher{Means: make([][]float64, M), Masses: make([]float64, M), Stds: make([]float64, M)}
 	s := 0.0
 	for j, w := range t.Masses {
 		if !(w > 0) || math.IsInf(w, 0) {
-			return t, fmt.Errorf("datasets: teacher.masses[%d] must be > 0, got %v", j, w)
+			return t, teacherErr(fmt.Sprintf("masses[%d]", j), "must be > 0, got %v", w)
 		}
 		s += w
 	}
 	for j := range t.Means {
 		if len(t.Means[j]) > dim {
-			return t, fmt.Errorf("datasets: teacher.means[%d] has %d coordinates, more than dim=%d", j, len(t.Means[j]), dim)
+			return t, teacherErr(fmt.Sprintf("means[%d]", j), "has %d coordinates, more than dim=%d", len(t.Means[j]), dim)
 		}
 		out.Means[j] = make([]float64, dim)
 		copy(out.Means[j], t.Means[j])
@@ -46,10 +61,10 @@ func (t Teacher) Normalized(dim int) (Teacher, error) {
 		out.Stds[j] = 1
 		if len(t.Stds) > 0 {
 			if len(t.Stds) != M {
-				return t, fmt.Errorf("datasets: teacher.stds has %d entries, teacher.means has %d", len(t.Stds), M)
+				return t, teacherErr("stds", "has %d entries, teacher.means has %d", len(t.Stds), M)
 			}
 			if !(t.Stds[j] > 0) {
-				return t, fmt.Errorf("datasets: teacher.stds[%d] must be > 0, got %v", j, t.Stds[j])
+				return t, teacherErr(fmt.Sprintf("stds[%d]", j), "must be > 0, got %v", t.Stds[j])
 			}
 			out.Stds[j] = t.Stds[j]
 		}

@@ -15,13 +15,6 @@ const (
 	Opset     = 17
 )
 
-// Names of the model's input and outputs.
-const (
-	InputX       = "x"      // float32 [batch, d]
-	OutputEnergy = "energy" // float32 [batch]: U(x)
-	OutputGrad   = "grad"   // float32 [batch, d]: ∇ₓU(x)
-)
-
 // BatchDim is the dim_param naming the dynamic batch dimension.
 const BatchDim = "batch"
 
@@ -30,7 +23,7 @@ const BatchDim = "batch"
 // by explicit graph operations, float32 weights as initializers and the
 // jarzyn.* metadata_props of info and p.Spec (models.ONNXMeta, read back
 // with models.ParseONNXMeta).
-func Build(p *models.Params, info Info) ([]byte, error) {
+func Build(p *models.Params, info models.TrainingInfo) ([]byte, error) {
 	info, err := prepare(p, info)
 	if err != nil {
 		return nil, err
@@ -39,15 +32,15 @@ func Build(p *models.Params, info Info) ([]byte, error) {
 	b := newBuilder("jarzyn_"+string(s.Family)+"_energy",
 		fmt.Sprintf("Energy U(x) and its gradient ∇ₓU(x) of a jarzyn %s model (d=%d).", s.Family, s.Dim))
 	batch := dim{param: BatchDim}
-	b.input(InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
-	energyGraph(b, p, InputX)
-	b.output(OutputEnergy, "U(x), one per row", batch)
-	b.output(OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
+	b.input(models.InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
+	energyGraph(b, p, models.InputX)
+	b.output(models.OutputEnergy, "U(x), one per row", batch)
+	b.output(models.OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
 	return assemble(b, s, info, models.GraphEnergy)
 }
 
 // prepare validates the parameters and info and fills Info's defaults.
-func prepare(p *models.Params, info Info) (Info, error) {
+func prepare(p *models.Params, info models.TrainingInfo) (models.TrainingInfo, error) {
 	if p == nil {
 		return info, fmt.Errorf("export: no parameters")
 	}
@@ -68,8 +61,8 @@ func prepare(p *models.Params, info Info) (Info, error) {
 			return info, fmt.Errorf("export: base_mean[%d] is %v", i, v)
 		}
 	}
-	if err := info.validate(); err != nil {
-		return info, err
+	if err := info.Validate(); err != nil {
+		return info, fmt.Errorf("export: %w", err)
 	}
 	if info.ModelVersion == 0 {
 		info.ModelVersion = 1
@@ -78,7 +71,7 @@ func prepare(p *models.Params, info Info) (Info, error) {
 }
 
 // assemble wraps a finished graph into a serialized model with the metadata.
-func assemble(b *builder, s models.Spec, info Info, kind string) ([]byte, error) {
+func assemble(b *builder, s models.Spec, info models.TrainingInfo, kind string) ([]byte, error) {
 	g, err := b.graph()
 	if err != nil {
 		return nil, err
@@ -87,7 +80,7 @@ func assemble(b *builder, s models.Spec, info Info, kind string) ([]byte, error)
 }
 
 // marshalModel serializes graph g with metadata md.
-func marshalModel(g *graphProto, s models.Spec, info Info, md models.ONNXMeta) ([]byte, error) {
+func marshalModel(g *graphProto, s models.Spec, info models.TrainingInfo, md models.ONNXMeta) ([]byte, error) {
 	kind := md.Graph
 	props, err := md.Props()
 	if err != nil {
@@ -111,7 +104,7 @@ func marshalModel(g *graphProto, s models.Spec, info Info, md models.ONNXMeta) (
 	return m.marshal(), nil
 }
 
-func docString(s models.Spec, info Info, kind string) string {
+func docString(s models.Spec, info models.TrainingInfo, kind string) string {
 	arch := fmt.Sprintf("Gaussian mixture with %d unit-covariance modes, U(x) = −log Σ_m exp(−½|x − a_m|² − z_m)", s.Modes)
 	if s.Family == models.MLP {
 		arch = fmt.Sprintf("quadratic base plus %s perceptron with hidden widths %v, U(x) = |x − μ0|²/(2σ0²) + f(x)", s.Activation, s.Hidden)
@@ -123,9 +116,6 @@ func docString(s models.Spec, info Info, kind string) string {
 	io := "Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]."
 	if kind == models.GraphLatent {
 		io = "Exact latent reduction of the model (input x = latent points s [batch, r]; outputs energy V(s), grad ∇V(s) [batch, r] and basis Q [d, r]); the energy model is the file whose SHA-256 is jarzyn.latent_of."
-	}
-	if kind == models.GraphULA {
-		io = "K fused unadjusted-Langevin steps: inputs x [batch, d], noise [K, batch, d], step_size h; outputs x_out, energy, grad at x_out and log_weight_increments [K, batch]."
 	}
 	return fmt.Sprintf("jarzyn energy-based model (%s) in d=%d, trained with %s. %s Metadata under jarzyn.*.",
 		arch, s.Dim, method, io)

@@ -23,7 +23,7 @@ func TestBuildParity(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			model, err := Build(c.p, Info{Method: "jarzynski", StepSize: 0.1, LogZEstimate: math.NaN()})
+			model, err := Build(c.p, models.TrainingInfo{Method: "jarzynski", StepSize: 0.1, LogZEstimate: math.NaN()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,24 +48,24 @@ func TestBuildRejects(t *testing.T) {
 	cases := []struct {
 		name string
 		p    func() *models.Params
-		info Info
+		info models.TrainingInfo
 		want string
 	}{
-		{"nil params", func() *models.Params { return nil }, Info{}, "no parameters"},
-		{"bad spec", func() *models.Params { p := good(); p.Spec.Dim = 0; return p }, Info{}, "dim must be > 0"},
-		{"missing tensor", func() *models.Params { p := good(); p.Tensors = p.Tensors[:1]; return p }, Info{}, "parameter tensors"},
-		{"wrong shape", func() *models.Params { p := good(); p.Tensors[0].Shape = []int{2, 3}; return p }, Info{}, "want means"},
-		{"nan weight", func() *models.Params { p := good(); p.Tensors[1].Data[0] = math.NaN(); return p }, Info{}, "log_mass[0] is NaN"},
-		{"gmm base mean length", func() *models.Params { p := good(); p.Spec.BaseMean = []float64{1}; return p }, Info{}, "base_mean"},
-		{"gmm base std", func() *models.Params { p := good(); p.Spec.BaseStd = -1; return p }, Info{}, "base_std"},
+		{"nil params", func() *models.Params { return nil }, models.TrainingInfo{}, "no parameters"},
+		{"bad spec", func() *models.Params { p := good(); p.Spec.Dim = 0; return p }, models.TrainingInfo{}, "dim must be > 0"},
+		{"missing tensor", func() *models.Params { p := good(); p.Tensors = p.Tensors[:1]; return p }, models.TrainingInfo{}, "parameter tensors"},
+		{"wrong shape", func() *models.Params { p := good(); p.Tensors[0].Shape = []int{2, 3}; return p }, models.TrainingInfo{}, "want means"},
+		{"nan weight", func() *models.Params { p := good(); p.Tensors[1].Data[0] = math.NaN(); return p }, models.TrainingInfo{}, "log_mass[0] is NaN"},
+		{"gmm base mean length", func() *models.Params { p := good(); p.Spec.BaseMean = []float64{1}; return p }, models.TrainingInfo{}, "base_mean"},
+		{"gmm base std", func() *models.Params { p := good(); p.Spec.BaseStd = -1; return p }, models.TrainingInfo{}, "base_std"},
 		{"mlp activation", func() *models.Params {
 			p := testMLP(t, models.Tanh, 2, []int{4}, 1)
 			p.Spec.Activation = "relu"
 			return p
-		}, Info{}, "activation"},
-		{"negative step", good, Info{StepSize: -1}, "step size"},
-		{"inf log z", good, Info{LogZEstimate: math.Inf(1)}, "log Z"},
-		{"range", good, Info{DataMin: 1, DataMax: 0}, "data range"},
+		}, models.TrainingInfo{}, "activation"},
+		{"negative step", good, models.TrainingInfo{StepSize: -1}, "step size"},
+		{"inf log z", good, models.TrainingInfo{LogZEstimate: math.Inf(1)}, "log Z"},
+		{"range", good, models.TrainingInfo{DataMin: 1, DataMax: 0}, "data range"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestNoTrainingEngine keeps export free of gorgonia (DESIGN: the exporter
+// TestNoTrainingEngine keeps export free of gorgonia (docs/ARCHITECTURE.md: the exporter
 // links ONNX Runtime for its check, never the training engine).
 func TestNoTrainingEngine(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()

@@ -13,7 +13,7 @@ func Example() {
 	copy(p.Get("means").Data, []float64{-3, 0, 2, 1})
 	copy(p.Get("log_mass").Data, []float64{0, 0.5})
 
-	model, err := export.Build(p, export.Info{Method: "jarzynski", StepSize: 0.1, DataMin: -4, DataMax: 4})
+	model, err := export.Build(p, models.TrainingInfo{Method: "jarzynski", StepSize: 0.1, DataMin: -4, DataMax: 4})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -20,7 +20,7 @@ func TestBuildParityLargePreactivations(t *testing.T) {
 					p.Get(name).Data[j] *= 10
 				}
 			}
-			model, err := Build(p, Info{LogZEstimate: math.NaN()})
+			model, err := Build(p, models.TrainingInfo{LogZEstimate: math.NaN()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestSoftplusNoOverflow(t *testing.T) {
 	copy(p.Get("w1").Data, []float64{1})
 	copy(p.Get("b1").Data, []float64{0})
 	p.Spec.BaseStd = 1e3 // so that U ≈ softplus(x)
-	model, err := Build(p, Info{})
+	model, err := Build(p, models.TrainingInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestGradIsGradientOfEnergy(t *testing.T) {
 	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			model, err := Build(c.p, Info{})
+			model, err := Build(c.p, models.TrainingInfo{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -64,12 +64,12 @@ func buildFused(p *models.Params, gradOnly bool) ([]byte, error) {
 	b := newBuilder("jarzyn_mlp_energy_fused", "Energy and gradient with fused SiLU operators.")
 	b.fused, b.gradOnly = true, gradOnly
 	batch := dim{param: BatchDim}
-	b.input(InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
-	energyGraph(b, p, InputX)
+	b.input(models.InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
+	energyGraph(b, p, models.InputX)
 	if !gradOnly {
-		b.output(OutputEnergy, "U(x), one per row", batch)
+		b.output(models.OutputEnergy, "U(x), one per row", batch)
 	}
-	b.output(OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
+	b.output(models.OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
 	g, err := b.graph()
 	if err != nil {
 		return nil, err
@@ -171,8 +171,8 @@ func readInitializers(model []byte) (map[string][]float32, error) {
 }
 
 // eachField calls f on every field of message m in order: x holds a varint
-// field's value, b a length-delimited field's bytes; other wire types are
-// skipped.
+// field's value or a fixed32 field's bits, b a length-delimited field's
+// bytes; other wire types are skipped.
 func eachField(m []byte, f func(num protowire.Number, x uint64, b []byte) error) error {
 	for len(m) > 0 {
 		num, typ, n := protowire.ConsumeTag(m)
@@ -187,6 +187,10 @@ func eachField(m []byte, f func(num protowire.Number, x uint64, b []byte) error)
 			x, n = protowire.ConsumeVarint(m)
 		case protowire.BytesType:
 			b, n = protowire.ConsumeBytes(m)
+		case protowire.Fixed32Type:
+			var v uint32
+			v, n = protowire.ConsumeFixed32(m)
+			x = uint64(v)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, m)
 		}
@@ -194,7 +198,7 @@ func eachField(m []byte, f func(num protowire.Number, x uint64, b []byte) error)
 			return fmt.Errorf("export: malformed ONNX protobuf: %v", protowire.ParseError(n))
 		}
 		m = m[n:]
-		if typ == protowire.VarintType || typ == protowire.BytesType {
+		if typ == protowire.VarintType || typ == protowire.BytesType || typ == protowire.Fixed32Type {
 			if err := f(num, x, b); err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ import (
 // runGraph evaluates a model with energy and grad outputs on x (n×d), with
 // the fused operators registered when fused.
 func runGraph(t *testing.T, model []byte, x []float32, n, d int, fused bool) (energy, grad []float32) {
-	out := runOutputs(t, model, x, n, d, fused, OutputEnergy, OutputGrad)
+	out := runOutputs(t, model, x, n, d, fused, models.OutputEnergy, models.OutputGrad)
 	return out[0], out[1]
 }
 
@@ -43,7 +43,7 @@ func newSession(t *testing.T, model []byte, fused bool, names ...string) *ort.Dy
 			t.Fatal(err)
 		}
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, names, so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{models.InputX}, names, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestBuildFusedMatchesBuild(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := testMLP(t, models.SiLU, c.d, c.hidden, 7)
-			std, err := Build(p, Info{Method: "test", LogZEstimate: math.NaN()})
+			std, err := Build(p, models.TrainingInfo{Method: "test", LogZEstimate: math.NaN()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestBuildFusedMatchesBuild(t *testing.T) {
 			if err := compareTo(e1, g1, toF32(refU), toF32(refG), n, c.d, 1e-4); err != nil {
 				t.Errorf("fused against float64 reference: %v", err)
 			}
-			g2 := runOutputs(t, gradOnly, x, n, c.d, true, OutputGrad)[0]
+			g2 := runOutputs(t, gradOnly, x, n, c.d, true, models.OutputGrad)[0]
 			if err := compareTo(e1, g2, e1, g1, n, c.d, 0); err != nil {
 				t.Errorf("gradient-only graph against the fused graph: %v", err)
 			}
@@ -178,7 +178,7 @@ func TestBuildFusedNotFusable(t *testing.T) {
 // files: each is the float32 rounding of the original.
 func TestParamsFromModel(t *testing.T) {
 	p := testMLP(t, models.SiLU, 6, []int{4, 5}, 3)
-	b, err := Build(p, Info{Method: "test", LogZEstimate: math.NaN()})
+	b, err := Build(p, models.TrainingInfo{Method: "test", LogZEstimate: math.NaN()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,18 +212,18 @@ func TestFusedOperatorBadShapes(t *testing.T) {
 	b := newBuilder("bad", "mismatched shapes")
 	b.fused = true
 	batch := dim{param: BatchDim}
-	b.input(InputX, "x", batch, dim{value: 4})
+	b.input(models.InputX, "x", batch, dim{value: 4})
 	w := b.floats("w", []float64{1, 2, 3}, 3) // 3 weights for 4 columns
-	d, f := b.fusedPair("act", FusedSiLUDot, []string{InputX, w}, "deriv", "dot")
-	b.Identity(OutputGrad, d)
-	b.Identity(OutputEnergy, f)
-	b.output(OutputEnergy, "f", batch, dim{value: 1})
-	b.output(OutputGrad, "d", batch, dim{value: 4})
+	d, f := b.fusedPair("act", FusedSiLUDot, []string{models.InputX, w}, "deriv", "dot")
+	b.Identity(models.OutputGrad, d)
+	b.Identity(models.OutputEnergy, f)
+	b.output(models.OutputEnergy, "f", batch, dim{value: 1})
+	b.output(models.OutputGrad, "d", batch, dim{value: 4})
 	g, err := b.graph()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSession(t, fusedModel(g), true, OutputEnergy, OutputGrad)
+	s := newSession(t, fusedModel(g), true, models.OutputEnergy, models.OutputGrad)
 	xt, err := ort.NewTensor(ort.NewShape(2, 4), make([]float32, 8))
 	if err != nil {
 		t.Fatal(err)

@@ -9,17 +9,13 @@ import (
 	"github.com/jarzyn/jarzyn/models"
 )
 
-// OutputBasis is the extra output of a latent model: Q [d, r], the
-// orthonormal basis that maps latent points back (models.Latent).
-const OutputBasis = "basis"
-
 // BuildLatent exports the exact latent reduction l of p (models.Latent) as
 // an ONNX model: input "x" float32 [batch, r] (latent points s), outputs
 // "energy" [batch] = V(s), "grad" [batch, r] = ∇V(s) and "basis" [d, r] = Q.
 // Its metadata describe V (an MLP in dim r with base mean 0 and the full
 // model's σ0) with jarzyn.graph = latent and jarzyn.latent_of = the SHA-256
 // of energyModel, the file built by Build that it reduces.
-func BuildLatent(l *models.Latent, p *models.Params, info Info, energyModel []byte) ([]byte, error) {
+func BuildLatent(l *models.Latent, p *models.Params, info models.TrainingInfo, energyModel []byte) ([]byte, error) {
 	info, err := prepare(l.Params, info)
 	if err != nil {
 		return nil, err
@@ -28,13 +24,13 @@ func BuildLatent(l *models.Latent, p *models.Params, info Info, energyModel []by
 	b := newBuilder("jarzyn_mlp_latent_energy",
 		fmt.Sprintf("Latent energy V(s) and ∇V(s) of a jarzyn MLP (d=%d reduced to r=%d), and the basis Q.", l.Dim, l.Rank))
 	batch := dim{param: BatchDim}
-	b.input(InputX, "latent points s = (x − μ0)·Q, one per row", batch, dim{value: int64(l.Rank)})
-	mlpGraph(b, l.Params, InputX)
-	b.Identity(OutputBasis, b.floats("latent/basis", l.Basis, l.Dim, l.Rank))
+	b.input(models.InputX, "latent points s = (x − μ0)·Q, one per row", batch, dim{value: int64(l.Rank)})
+	mlpGraph(b, l.Params, models.InputX)
+	b.Identity(models.OutputBasis, b.floats("latent/basis", l.Basis, l.Dim, l.Rank))
 	b.doc("Q: orthonormal columns spanning the range of the first layer's weights")
-	b.output(OutputEnergy, "V(s), one per row", batch)
-	b.output(OutputGrad, "∇V(s), one row per point", batch, dim{value: int64(l.Rank)})
-	b.output(OutputBasis, "Q [d, r]: x = μ0 + s·Qᵀ + p with p·Q = 0", dim{value: int64(l.Dim)}, dim{value: int64(l.Rank)})
+	b.output(models.OutputEnergy, "V(s), one per row", batch)
+	b.output(models.OutputGrad, "∇V(s), one row per point", batch, dim{value: int64(l.Rank)})
+	b.output(models.OutputBasis, "Q [d, r]: x = μ0 + s·Qᵀ + p with p·Q = 0", dim{value: int64(l.Dim)}, dim{value: int64(l.Rank)})
 	sum := sha256.Sum256(energyModel)
 	// the latent space has no data range of its own, and its log Z differs
 	// from the full model's by the Gaussian factor of the other d − r axes
@@ -76,6 +72,12 @@ func latentReference(l *models.Latent, full models.Spec, x, refU, refG []float64
 	return s, v, gv
 }
 
+// Tensor names of the model BuildMatMul writes.
+const (
+	MatMulInput  = "x"
+	MatMulOutput = "y"
+)
+
 // BuildMatMul returns the ONNX model of y = x·W for a fixed W [in, out]
 // (float32, row-major): input "x" float32 [batch, in], initializer "W",
 // output "y" [batch, out]. jarzyn-serve runs the latent sampler's maps
@@ -86,12 +88,12 @@ func BuildMatMul(w []float32, in, out int) ([]byte, error) {
 	}
 	b := newBuilder("jarzyn_projection", fmt.Sprintf("y = x·W, W fixed [%d, %d].", in, out))
 	batch := dim{param: BatchDim}
-	b.input("x", "rows", batch, dim{value: int64(in)})
+	b.input(MatMulInput, "rows", batch, dim{value: int64(in)})
 	w64 := make([]float64, len(w))
 	for i, v := range w {
 		w64[i] = float64(v)
 	}
-	b.MatMul("y", "x", b.floats("W", w64, in, out))
+	b.MatMul(MatMulOutput, MatMulInput, b.floats("W", w64, in, out))
 	b.output("y", "x·W", batch, dim{value: int64(out)})
 	g, err := b.graph()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/jarzyn/jarzyn/internal/ortlib"
+	"github.com/jarzyn/jarzyn/models"
 )
 
 // Tolerance is the largest relative error (see Parity) that an exported model
@@ -80,7 +81,7 @@ func evaluate(model []byte, x32 []float32, n, d int) (energy, grad []float32, er
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		return nil, nil, fmt.Errorf("export: onnxruntime: %w", err)
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{InputX}, []string{OutputEnergy, OutputGrad}, opts)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{models.InputX}, []string{models.OutputEnergy, models.OutputGrad}, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("export: onnxruntime cannot load the model: %w", err)
 	}

@@ -31,9 +31,6 @@ func ModelsReference(p *models.Params, x []float64, n int, _ string) (energy, gr
 	return energy, grad, nil
 }
 
-// WeightsFile is the name of the weights file inside a run directory.
-const WeightsFile = "model.weights"
-
 // WalkersSection is the float64 container section (n×d) whose rows, when
 // present, serve as data-like check inputs.
 const WalkersSection = "walkers"
@@ -129,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	src := o.Checkpoint
 	if src == "" {
-		src = filepath.Join(o.RunDir, WeightsFile)
+		src = filepath.Join(o.RunDir, models.WeightsFile)
 	}
 	c, err := models.ReadContainer(src)
 	if err != nil {
@@ -139,7 +136,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: %s: %w", src, err)
 	}
-	info, err := InfoFromMeta(c.Meta)
+	info, err := models.TrainingInfoFromMeta(c.Meta)
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, src)
 	}
@@ -198,7 +195,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // buildLatent builds and checks the latent model of an MLP whose first layer
 // is narrower than its input (models.Latent), against the same reference
 // values as the energy model; nil when there is none.
-func buildLatent(p *models.Params, info Info, model []byte, x, refU, refG []float64, o Options, res *Result) ([]byte, error) {
+func buildLatent(p *models.Params, info models.TrainingInfo, model []byte, x, refU, refG []float64, o Options, res *Result) ([]byte, error) {
 	l, ok := p.Latent()
 	if !ok {
 		return nil, nil
@@ -223,7 +220,7 @@ func buildLatent(p *models.Params, info Info, model []byte, x, refU, refG []floa
 // checkInputs draws n check points: the first half from the base Gaussian,
 // the rest data-like (see Run). It returns the points and a description of
 // the data-like half.
-func checkInputs(c *models.Container, s models.Spec, info Info, n int, seed uint64) ([]float64, string, error) {
+func checkInputs(c *models.Container, s models.Spec, info models.TrainingInfo, n int, seed uint64) ([]float64, string, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x6a61727a796e))
 	d := s.Dim
 	mean, std := baseOf(s)

@@ -20,7 +20,7 @@ func writeWeights(t *testing.T, dir string, p *models.Params, walkers []float64)
 	if walkers != nil {
 		c.PutFloats(WalkersSection, walkers)
 	}
-	if err := models.WriteContainer(filepath.Join(dir, WeightsFile), c); err != nil {
+	if err := models.WriteContainer(filepath.Join(dir, models.WeightsFile), c); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,7 +21,7 @@ func randomParams(t *testing.T, spec Spec, seed uint64) *Params {
 	return p
 }
 
-// SPEC §7.3 for the reference implementation: ∇ₓU against central differences.
+// docs/METHOD.md §7.3 for the reference implementation: ∇ₓU against central differences.
 func TestEnergyGradientFiniteDifference(t *testing.T) {
 	specs := []Spec{
 		{Family: GMM, Dim: 3, Modes: 4},

@@ -26,14 +26,13 @@ const (
 	KeyMethod        = KeyPrefix + "method"         // training method (optional)
 	KeyLogZEstimate  = KeyPrefix + "log_z_estimate" // log Ẑ; "NaN" = unknown (optional)
 	KeyConfigDigest  = KeyPrefix + "config_digest"  // resolved-config digest (optional)
-	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy, GraphULA or GraphLatent (optional, default GraphEnergy)
+	KeyGraph         = KeyPrefix + "graph"          // GraphEnergy or GraphLatent (optional, default GraphEnergy)
 	KeyLatentOf      = KeyPrefix + "latent_of"      // GraphLatent only: SHA-256 (hex) of the energy model file it reduces
 )
 
 // Values of jarzyn.graph: which computation the model holds.
 const (
 	GraphEnergy = "energy" // U and ∇ₓU (export.Build)
-	GraphULA    = "ula"    // K fused Langevin steps (export.BuildULA)
 	GraphLatent = "latent" // V and ∇V of an MLP's exact latent reduction, plus its basis (export.BuildLatent)
 )
 
@@ -52,36 +51,27 @@ var requiredKeys = []string{KeyFormatVersion, KeyFamily, KeyDataShape, KeyBaseMe
 type ONNXMeta struct {
 	// FormatVersion is jarzyn.format_version as read; Props always writes
 	// ONNXFormatVersion.
-	FormatVersion int
-	// Graph is GraphEnergy, GraphULA or GraphLatent; "" means GraphEnergy.
-	Graph string
+	FormatVersion int `json:"format_version"`
+	// Graph is GraphEnergy or GraphLatent; "" means GraphEnergy.
+	Graph string `json:"-"`
 	// LatentOf is, for GraphLatent only, the SHA-256 (hex) of the energy
 	// model file that the latent model reduces (models.Latent).
-	LatentOf string
+	LatentOf string `json:"-"`
 	// Family is the energy family; it equals Spec.Family when Spec is set.
-	Family Family
+	Family Family `json:"family"`
 	// Spec is the architecture; nil when the model carries none (a model not
 	// built from a Spec).
-	Spec *Spec
+	Spec *Spec `json:"spec,omitempty"`
 	// DataShape is the shape of one sample, e.g. [2] or [1, 28, 28]; its
 	// product (Dim) equals Spec.Dim when Spec is set.
-	DataShape []int
+	DataShape []int `json:"data_shape"`
 	// BaseMean (Dim entries) and BaseStd are μ0 and σ0 of the base Gaussian
 	// N(μ0, σ0²I) the sampler starts from.
-	BaseMean []float64
-	BaseStd  float64
-	// DataMin and DataMax bound the training data; both 0 if unknown.
-	DataMin, DataMax float64
-	// StepSize is the training ULA step size h; 0 if unknown.
-	StepSize float64
-	// Method is the training method; "" if unknown.
-	Method string
-	// LogZEstimate is the trainer's log Ẑ; NaN if unknown.
-	LogZEstimate float64
-	// ConfigDigest identifies the resolved training config; "" if unknown.
-	ConfigDigest string
-	// ModelVersion is the ONNX model_version (not a metadata key).
-	ModelVersion int64
+	BaseMean []float64 `json:"base_mean"`
+	BaseStd  float64   `json:"base_std"`
+	// TrainingInfo is the training method, step size, log Ẑ, config digest,
+	// data range and the ONNX model_version.
+	TrainingInfo
 }
 
 // NewONNXMeta returns the metadata that a spec determines: family, spec,
@@ -102,8 +92,7 @@ func NewONNXMeta(s Spec) ONNXMeta {
 		DataShape:     []int{s.Dim},
 		BaseMean:      append([]float64(nil), s.Mu0()...),
 		BaseStd:       std,
-		LogZEstimate:  math.NaN(),
-		ModelVersion:  1,
+		TrainingInfo:  TrainingInfo{LogZEstimate: math.NaN(), ModelVersion: 1},
 	}
 }
 
@@ -134,9 +123,9 @@ func isSHA256Hex(s string) bool {
 // what is wrong; key is "" if m is valid. It does not look at FormatVersion.
 func (m ONNXMeta) check() (key, why string) {
 	switch m.Graph {
-	case "", GraphEnergy, GraphULA, GraphLatent:
+	case "", GraphEnergy, GraphLatent:
 	default:
-		return KeyGraph, fmt.Sprintf("want %q, %q or %q", GraphEnergy, GraphULA, GraphLatent)
+		return KeyGraph, fmt.Sprintf("want %q or %q", GraphEnergy, GraphLatent)
 	}
 	if (m.Graph == GraphLatent) != (m.LatentOf != "") {
 		return KeyLatentOf, fmt.Sprintf("set exactly when %s=%s", KeyGraph, GraphLatent)
@@ -179,14 +168,8 @@ func (m ONNXMeta) check() (key, why string) {
 	if !(m.BaseStd > 0) || math.IsInf(m.BaseStd, 0) {
 		return KeyBaseStd, "want a finite number > 0"
 	}
-	if !finiteFloat(m.DataMin) || !finiteFloat(m.DataMax) || m.DataMin > m.DataMax {
-		return KeyDataRange, "want a data range [min, max] of finite numbers with min ≤ max"
-	}
-	if m.StepSize < 0 || !finiteFloat(m.StepSize) {
-		return KeyStepSize, "want a step size that is a finite number ≥ 0 (0 = unknown)"
-	}
-	if math.IsInf(m.LogZEstimate, 0) {
-		return KeyLogZEstimate, "want a finite number or NaN (unknown)"
+	if key, why := m.TrainingInfo.check(); key != "" && key != "model_version" {
+		return key, why
 	}
 	return "", ""
 }

@@ -52,11 +52,11 @@ func TestONNXMetaRoundTrip(t *testing.T) {
 		{"gmm own base", withInfo(NewONNXMeta(gmmBase), func(m *ONNXMeta) {
 			m.Method, m.StepSize, m.LogZEstimate = "jarzynski", 0.1, 3.25
 		}), []float64{1, -2, 0.5}, 3},
-		{"mlp ula", withInfo(NewONNXMeta(mlp), func(m *ONNXMeta) {
-			m.Graph, m.StepSize, m.LogZEstimate, m.DataMin, m.DataMax, m.ModelVersion = GraphULA, 1e-3, -0.1/3, -1, 1, 2
+		{"mlp trained", withInfo(NewONNXMeta(mlp), func(m *ONNXMeta) {
+			m.Graph, m.StepSize, m.LogZEstimate, m.DataMin, m.DataMax, m.ModelVersion = GraphEnergy, 1e-3, -0.1/3, -1, 1, 2
 		}), []float64{0.25, -1}, 1.7},
 		{"image, no spec, unknown step", ONNXMeta{Family: "conv", DataShape: []int{1, 4, 4}, BaseMean: make([]float64, 16), BaseStd: 0.5,
-			LogZEstimate: math.NaN()}, make([]float64, 16), 0.5},
+			TrainingInfo: TrainingInfo{LogZEstimate: math.NaN()}}, make([]float64, 16), 0.5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,8 +115,8 @@ func TestParseONNXMetaAccepts(t *testing.T) {
 		{"spec flattened", map[string]string{KeyDataShape: "[1,2]"}, func(m ONNXMeta) bool { return m.Dim() == 2 }},
 		{"scalar base mean", map[string]string{KeyBaseMean: "[3]"}, func(m ONNXMeta) bool { return reflect.DeepEqual(m.BaseMean, []float64{3, 3}) }},
 		{"no base mean", map[string]string{KeyBaseMean: "[]"}, func(m ONNXMeta) bool { return reflect.DeepEqual(m.BaseMean, []float64{0, 0}) }},
-		{"white space", map[string]string{KeyFormatVersion: " 1.0 ", KeyFamily: "gmm\n", KeyBaseStd: " 2", KeyGraph: " ula "},
-			func(m ONNXMeta) bool { return m.FormatVersion == 1 && m.BaseStd == 2 && m.Graph == GraphULA }},
+		{"white space", map[string]string{KeyFormatVersion: " 1.0 ", KeyFamily: "gmm\n", KeyBaseStd: " 2", KeyGraph: " latent ", KeyLatentOf: strings.Repeat("ab", 32)},
+			func(m ONNXMeta) bool { return m.FormatVersion == 1 && m.BaseStd == 2 && m.Graph == GraphLatent }},
 		{"nan log z", map[string]string{KeyLogZEstimate: "NaN"}, func(m ONNXMeta) bool { return math.IsNaN(m.LogZEstimate) }},
 		{"empty optional values", map[string]string{KeySpec: " ", KeyGraph: " ", KeyLogZEstimate: " "},
 			func(m ONNXMeta) bool { return m.Spec == nil && m.Graph == GraphEnergy && math.IsNaN(m.LogZEstimate) }},

@@ -13,7 +13,7 @@ import (
 type Family string
 
 const (
-	// GMM is the Gaussian-mixture family of SPEC §3:
+	// GMM is the Gaussian-mixture family of docs/METHOD.md §3:
 	// U(x) = −log Σ_m exp(−½|x − a_m|² − z_m).
 	GMM Family = "gmm"
 	// MLP is a quadratic base plus a multi-layer perceptron:

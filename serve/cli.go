@@ -13,18 +13,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jarzyn/jarzyn/internal/cli"
 	"github.com/jarzyn/jarzyn/internal/ortlib"
 	"github.com/jarzyn/jarzyn/internal/progress"
+	"github.com/jarzyn/jarzyn/models"
 	"github.com/jarzyn/jarzyn/smc"
 )
 
-// Exit codes of Main.
+// Exit codes of Main: the convention of every jarzyn binary (internal/cli).
 const (
-	ExitOK          = 0
-	ExitError       = 1
-	ExitUsage       = 2
-	ExitInterrupted = 130
+	// ExitOK: done, or -h/--help.
+	ExitOK = cli.ExitOK
+	// ExitError: the command line was fine but the work failed (a model
+	// that cannot be loaded, an output that cannot be written, a server that
+	// cannot listen).
+	ExitError = cli.ExitFailure
+	// ExitUsage: a bad command, flag or flag value, a missing required flag
+	// or an unexpected argument.
+	ExitUsage = cli.ExitUsage
+	// ExitInterrupted: sample stopped by SIGINT/SIGTERM; nothing written.
+	ExitInterrupted = cli.ExitInterrupted
 )
+
+// prog is the program name in messages.
+const prog = "jarzyn-serve"
 
 const usage = `jarzyn-serve samples from and serves exported jarzyn energy models.
 
@@ -32,7 +44,7 @@ Usage:
   jarzyn-serve sample --model FILE --n N --steps K --out FILE [flags]
   jarzyn-serve http (--model FILE | --models DIR) [--addr :8080] [flags]
 
-Run "jarzyn-serve sample -h" or "jarzyn-serve http -h" for the flags.
+Run "jarzyn-serve sample --help" or "jarzyn-serve http --help" for the flags.
 The ONNX Runtime library is found from --ort-lib, then $JARZYN_ORT_LIB, then
 .deps/onnxruntime/libonnxruntime.so.1 (install it with scripts/install-ort.sh).
 `
@@ -40,11 +52,11 @@ The ONNX Runtime library is found from --ort-lib, then $JARZYN_ORT_LIB, then
 // Main runs the jarzyn-serve command line (args without the program name)
 // and returns the process exit code. ctx is cancelled on SIGINT/SIGTERM by
 // the caller: sampling then stops cleanly without writing output, and the
-// HTTP server shuts down gracefully.
+// HTTP server shuts down gracefully. Help (-h) goes to stderr, like every
+// message; stdout carries only sample's JSON summary.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return ExitUsage
+		return cli.UsageError(stderr, prog, "missing command: sample or http")
 	}
 	switch args[0] {
 	case "sample":
@@ -52,11 +64,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "http", "serve":
 		return mainHTTP(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stderr, usage)
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "jarzyn-serve: unknown command %q\n\n%s", args[0], usage)
-	return ExitUsage
+	return cli.UsageError(stderr, prog, "unknown command %q: want sample or http", args[0])
 }
 
 // loadFlags registers the flags shared by both commands.
@@ -73,30 +84,37 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 			return LoadOptions{}, err
 		}
 		if *threads < 0 {
-			return LoadOptions{}, fmt.Errorf("serve: --threads must be ≥ 0, got %d", *threads)
+			return LoadOptions{}, fieldErr("threads", "must be ≥ 0, got %d", *threads)
 		}
 		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent, NoFused: *noFused}, nil
 	}
 }
 
-func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: jarzyn-serve %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
+// newFlagSet returns the flag set of the subcommand cmd.
+func newFlagSet(cmd string, stderr io.Writer, synopsis string) *flag.FlagSet {
+	return cli.NewFlagSet(prog+" "+cmd, "Usage: "+prog+" "+cmd+" "+synopsis, stderr)
 }
 
-// cliError prints err for a command-line user: a FieldError names the flag.
-func cliError(stderr io.Writer, err error) {
+// usageError prints err, a bad setting of the subcommand fs, as a usage
+// error; a FieldError names its flag (the JSON field with "--" and dashes).
+func usageError(fs *flag.FlagSet, err error) int {
+	return cli.UsageError(fs.Output(), fs.Name(), "%s", flagMessage(err))
+}
+
+// failure prints err, a failure of the subcommand fs, and returns ExitError.
+func failure(fs *flag.FlagSet, err error) int {
+	fmt.Fprintf(fs.Output(), "%s: %s\n", prog, flagMessage(err))
+	return ExitError
+}
+
+// flagMessage is err for a command-line user: as trimServe, but a
+// FieldError names the flag instead of the JSON field.
+func flagMessage(err error) string {
 	var fe *FieldError
 	if errors.As(err, &fe) {
-		fmt.Fprintf(stderr, "jarzyn-serve: --%s: %s\n", strings.ReplaceAll(fe.Field, "_", "-"), fe.Msg)
-		return
+		return "--" + strings.ReplaceAll(fe.Field, "_", "-") + ": " + fe.Msg
 	}
-	fmt.Fprintf(stderr, "jarzyn-serve: %s\n", strings.TrimPrefix(err.Error(), "serve: "))
+	return trimServe(err)
 }
 
 // SampleSummary is what `jarzyn-serve sample` prints on stdout (one JSON line).
@@ -138,23 +156,19 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	verbose := fs.Bool("v", false, "log model loading")
 	load := loadFlags(fs)
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *model == "" || *out == "" {
-		fmt.Fprintln(stderr, "jarzyn-serve sample: --model and --out are required")
-		fs.Usage()
-		return ExitUsage
+		return cli.UsageError(stderr, fs.Name(), "--model and --out are required")
 	}
 	f, err := ParseFormat(*format, *out)
 	if err != nil {
-		cliError(stderr, err)
-		return ExitUsage
+		return usageError(fs, err)
 	}
 	opt, err := load()
 	if err != nil {
-		cliError(stderr, err)
-		return ExitUsage
+		return usageError(fs, err)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -164,15 +178,13 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cfg := SampleConfig{N: *n, Steps: *steps, StepSize: *h, Seed: *seed, Init: Init(*init), Weighted: *weighted,
 		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(*scheme), RunBatch: *runBatch}
 	// check the settings that need no model before loading it
-	if err := cfg.Validate(&ModelInfo{StepSize: 1, DataMin: 0, DataMax: 1}); err != nil {
-		cliError(stderr, err)
-		return ExitUsage
+	if err := cfg.Validate(models.TrainingInfo{StepSize: 1, DataMin: 0, DataMax: 1}); err != nil {
+		return usageError(fs, err)
 	}
 	opt.Name, opt.Version = DefaultModelName(*model), "1"
 	m, err := LoadModel(*model, opt)
 	if err != nil {
-		cliError(stderr, err)
-		return ExitError
+		return failure(fs, err)
 	}
 	defer m.Close()
 	label := "sampling"
@@ -193,16 +205,14 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	endBar()
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			fmt.Fprintf(stderr, "jarzyn-serve: interrupted (%s); nothing written\n", strings.TrimPrefix(err.Error(), "serve: "))
+			fmt.Fprintf(stderr, "%s: interrupted (%s); nothing written\n", prog, trimServe(err))
 			return ExitInterrupted
 		}
-		cliError(stderr, err)
-		return ExitError
+		return failure(fs, err)
 	}
 	files, err := WriteResult(*out, f, res)
 	if err != nil {
-		cliError(stderr, err)
-		return ExitError
+		return failure(fs, err)
 	}
 	sum := SampleSummary{Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
 		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim, Fused: res.Fused,
@@ -287,13 +297,12 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	load := loadFlags(fs)
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "jarzyn-serve: --log-level: %v\n", err)
-		return ExitUsage
+		return cli.UsageError(stderr, fs.Name(), "--log-level: must be debug, info, warn or error, got %q", *logLevel)
 	}
 	hopt := &slog.HandlerOptions{Level: level}
 	switch *logFormat {
@@ -302,20 +311,17 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	case "json":
 		o.Server.Logger = slog.New(slog.NewJSONHandler(stderr, hopt))
 	default:
-		fmt.Fprintf(stderr, "jarzyn-serve: --log-format must be text or json, got %q\n", *logFormat)
-		return ExitUsage
+		return cli.UsageError(stderr, fs.Name(), "--log-format: must be text or json, got %q", *logFormat)
 	}
 	var err error
 	if o.Load, err = load(); err != nil {
-		cliError(stderr, err)
-		return ExitUsage
+		return usageError(fs, err)
 	}
 	if (o.Model == "") == (o.ModelsDir == "") {
-		fmt.Fprintln(stderr, "jarzyn-serve http: give exactly one of --model FILE and --models DIR")
-		return ExitUsage
+		return cli.UsageError(stderr, fs.Name(), "give exactly one of --model FILE and --models DIR")
 	}
 	if err := RunHTTP(ctx, o); err != nil {
-		o.Server.Logger.Error("server failed", "err", strings.TrimPrefix(err.Error(), "serve: "))
+		o.Server.Logger.Error("server failed", "err", trimServe(err))
 		return ExitError
 	}
 	return ExitOK
@@ -323,16 +329,9 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 
 // parseFlags parses a subcommand's flags and refuses positional arguments;
 // when ok is false, code is the exit status (0 after -h).
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK, false
-		}
-		return ExitUsage, false
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code, false
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jarzyn-serve %s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return ExitUsage, false
-	}
-	return 0, true
+	return cli.NoArgs(fs)
 }

@@ -191,9 +191,18 @@ func TestMainErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no command", nil, ExitUsage, "Usage"},
+		{"help", []string{"--help"}, ExitOK, "Usage:"},
+		{"sample help", []string{"sample", "-h"}, ExitOK, "Usage: jarzyn-serve sample"},
+		{"http help", []string{"http", "--help"}, ExitOK, "Usage: jarzyn-serve http"},
+		{"no command", nil, ExitUsage, "missing command"},
 		{"unknown command", []string{"train"}, ExitUsage, "unknown command"},
+		{"unknown flag", []string{"sample", "--model", model, "--out", out, "--bogus"}, ExitUsage, "-bogus"},
+		{"bad flag value", []string{"sample", "--model", model, "--out", out, "--n", "many"}, ExitUsage, "-n"},
+		{"unexpected argument", []string{"sample", "--model", model, "--out", out, "extra"}, ExitUsage, `unexpected arguments ["extra"]`},
+		{"http unexpected argument", []string{"http", "--model", model, "extra"}, ExitUsage, `unexpected arguments ["extra"]`},
+		{"http unknown flag", []string{"http", "--bogus"}, ExitUsage, "-bogus"},
 		{"no out", []string{"sample", "--model", model}, ExitUsage, "--out are required"},
+		{"bad threads", []string{"sample", "--model", model, "--out", out, "--threads", "-1"}, ExitUsage, "--threads: must be ≥ 0"},
 		{"bad n", []string{"sample", "--model", model, "--out", out, "--n", "0"}, ExitUsage, "--n: must be > 0"},
 		{"bad h", []string{"sample", "--model", model, "--out", out, "--h", "-1"}, ExitUsage, "--h:"},
 		{"bad init", []string{"sample", "--model", model, "--out", out, "--init", "zeros"}, ExitUsage, "--init:"},
@@ -206,11 +215,22 @@ func TestMainErrors(t *testing.T) {
 		{"http without model", []string{"http"}, ExitUsage, "exactly one of"},
 		{"http bad model", []string{"http", "--model", trunc, "--addr", "127.0.0.1:0"}, ExitError, "trunc.onnx"},
 		{"http bad log level", []string{"http", "--model", model, "--log-level", "loud"}, ExitUsage, "--log-level"},
+		{"http bad log format", []string{"http", "--model", model, "--log-format", "xml"}, ExitUsage, "--log-format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := runMain(t, context.Background(), tc.args...)
+			code, stdout, stderr := runMain(t, context.Background(), tc.args...)
 			if code != tc.code || !strings.Contains(stderr, tc.want) {
 				t.Errorf("exit %d, stderr %q; want %d containing %q", code, stderr, tc.code, tc.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q", stdout)
+			}
+			// a usage error is the message and a one-line hint, not the whole usage
+			if tc.code == ExitUsage {
+				lines := strings.Split(strings.TrimSpace(stderr), "\n")
+				if len(lines) != 2 || !strings.HasPrefix(lines[0], "jarzyn-serve") || !strings.HasPrefix(lines[1], "Run 'jarzyn-serve") || !strings.HasSuffix(lines[1], " --help' for usage.") {
+					t.Errorf("usage error is not a message and a hint: %q", stderr)
+				}
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Errorf("output written by a failed run")

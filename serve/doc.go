@@ -6,11 +6,17 @@
 // HTTP (a JSON sampling endpoint, the Open Inference Protocol v2 and
 // Prometheus metrics).
 //
-// All weight arithmetic (the ULA move, the log-weight increment of SPEC §2,
+// All weight arithmetic (the ULA move, the log-weight increment of docs/METHOD.md §2,
 // ESS, log-mean-exp, resampling) is package smc's, the same code the trainer
 // uses; this package only arranges the batches around it.
 //
 // # Sampling
+//
+// [Sample] picks one of three strategies, each in its own file: plain ULA
+// (ula.go), weighted annealing (annealed.go) and, for an MLP with a latent
+// model, either of them in the latent space (latent.go); walk.go holds what
+// they share (the batch, the workers, the noise, one step around the
+// model's evaluation).
 //
 // Plain sampling ([Sample] with Weighted false) starts N walkers from the
 // model's base distribution N(μ0, σ0²I) (or uniformly in the data range) and
@@ -24,7 +30,7 @@
 // walkers starting as exact base samples with A = 0 and
 // logZref = log Z_base = (d/2)·log(2πσ0²). Step k moves the walkers by ULA at
 // β_k and adds smc.LogWeightIncrement with (u0, g0) = (U_βk, ∇U_βk) at the old
-// positions and (u1, g1) = (U_βk+1, ∇U_βk+1) at the new ones: exactly SPEC §2
+// positions and (u1, g1) = (U_βk+1, ∇U_βk+1) at the new ones: exactly docs/METHOD.md §2
 // with θ_k replaced by β_k. Optional extra steps at β = 1 follow (the pure
 // ULA-bias correction). When ESS/N falls below a threshold the walkers are
 // resampled (positions, cached energies and gradients together), logZref is set
@@ -64,9 +70,13 @@
 // The v2 routes follow the Open Inference Protocol (KServe v2) REST API with
 // JSON tensors. Every request body is bounded in size and validated field by
 // field; a bad request gets a 4xx with {"error": "<field>: <what is wrong>"}.
-// Requests run under a timeout that also stops the sampler (and a model
-// evaluation in flight), at most ServerConfig.MaxConcurrent evaluations run at
-// once, and Serve drains in-flight requests on shutdown (SIGTERM).
+// Requests run under a timeout (ServerConfig.Timeout, --timeout) that covers
+// waiting for an evaluation slot and the work itself, for /v1/sample and
+// /v2 infer alike: it stops the sampler (and a model evaluation in flight),
+// and the request gets a 503. At most ServerConfig.MaxConcurrent evaluations
+// run at once (--max-concurrent, 2 by default on the command line; a zero
+// value in ServerConfig means max(2, GOMAXPROCS/2)), and Serve drains
+// in-flight requests on shutdown (SIGTERM).
 // With --models DIR the layout is DIR/<name>/<version>/model.onnx; the
 // highest version answers routes without one.
 //
@@ -111,10 +121,10 @@
 // probe points at load (1e-4, Model.Fused) and replaced by it otherwise or
 // with LoadOptions.NoFused (--no-fused). At d=2, H=128 this made the sampler
 // 1.2–1.3× faster (A/B in one process).
-// Noise comes from fixed chunks of 64 walkers, each with its own stream
-// derived from the seed and the chunk index, so results depend on the seed
-// and the settings of the walk but not on GOMAXPROCS, the run batch or the
-// threads.
+// Noise comes from fixed chunks of 64 walkers (smc.Noise): draw k of chunk
+// c (k = 0 the start, then one per step) comes from a stream named by the
+// seed, k and c, so results depend on the seed and the settings of the walk
+// but not on GOMAXPROCS, the run batch or the threads.
 //
 // # Latent sampling
 //

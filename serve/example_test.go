@@ -21,7 +21,7 @@ func ExampleSample() {
 	p, _ := models.NewParams(models.Spec{Family: models.GMM, Dim: 2, Modes: 1, BaseStd: 2})
 	copy(p.Get("means").Data, []float64{1, -1})
 	p.Get("log_mass").Data[0] = 0.5
-	onnx, err := export.Build(p, export.Info{StepSize: 0.1, LogZEstimate: math.NaN()})
+	onnx, err := export.Build(p, models.TrainingInfo{StepSize: 0.1, LogZEstimate: math.NaN()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -59,11 +59,11 @@ func (m *Model) fuse(data []byte, opt LoadOptions, lib string) error {
 	if err != nil {
 		return err
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(graph, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(graph, []string{models.InputX}, []string{models.OutputEnergy, models.OutputGrad}, so)
 	if err != nil {
 		return fmt.Errorf("creating the fused session: %v", err)
 	}
-	gradSess, err := ort.NewDynamicAdvancedSessionWithONNXData(gradGraph, []string{InputX}, []string{OutputGrad}, so)
+	gradSess, err := ort.NewDynamicAdvancedSessionWithONNXData(gradGraph, []string{models.InputX}, []string{models.OutputGrad}, so)
 	if err != nil {
 		sess.Destroy()
 		return fmt.Errorf("creating the fused gradient session: %v", err)

@@ -15,7 +15,7 @@ import (
 func loadParams(t testing.TB, p *models.Params, opt LoadOptions) *Model {
 	t.Helper()
 	needORT(t)
-	b, err := export.Build(p, export.Info{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3})
+	b, err := export.Build(p, models.TrainingInfo{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestProbePoints(t *testing.T) {
 // --no-fused turns them off, and both give the same samples up to rounding.
 func TestMainSampleFused(t *testing.T) {
 	needORT(t)
-	b, err := export.Build(mlpParams(t, 2, 16, 3), export.Info{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3})
+	b, err := export.Build(mlpParams(t, 2, 16, 3), models.TrainingInfo{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

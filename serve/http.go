@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,25 +233,49 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) (int,
 		if field == "" {
 			field = "body"
 		}
-		return http.StatusBadRequest, fmt.Errorf("%s: want %s, got JSON %s", field, jsonKind(ute.Type.String()), ute.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return http.StatusBadRequest, fmt.Errorf("%s: want %s, got JSON %s", field, jsonKind(ute.Type), ute.Value)
+	}
+	if f, ok := unknownJSONField(err); ok {
 		return http.StatusBadRequest, fmt.Errorf("%s: unknown field", f)
 	}
 	return http.StatusBadRequest, fmt.Errorf("body: %v", err)
 }
 
-func jsonKind(goType string) string {
-	switch {
-	case strings.Contains(goType, "int"):
+// unknownJSONField reports whether err is json.Decoder's refusal of an
+// object key under DisallowUnknownFields, and the key. encoding/json has no
+// error type for that case (it returns fmt.Errorf("json: unknown field %q",
+// key)), so this is the one place that reads its text;
+// TestUnknownJSONField pins it against the standard library, so that a Go
+// release that changes the text fails the test instead of turning the 400
+// "<field>: unknown field" into "body: …".
+func unknownJSONField(err error) (field string, ok bool) {
+	rest, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return "", false
+	}
+	field, uerr := strconv.Unquote(rest)
+	if uerr != nil {
+		return "", false
+	}
+	return field, true
+}
+
+// jsonKind names the JSON value that a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return "an integer in range"
-	case strings.Contains(goType, "float"):
+	case reflect.Float32, reflect.Float64:
 		return "a number"
-	case goType == "string" || goType == "*string":
+	case reflect.String:
 		return "a string"
-	case strings.Contains(goType, "bool"):
+	case reflect.Bool:
 		return "a boolean"
-	case strings.HasPrefix(goType, "[]"):
+	case reflect.Slice, reflect.Array:
 		return "an array"
 	}
 	return "an object"
@@ -376,7 +402,7 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 	if req.ResampleScheme != "" {
 		cfg.ResampleScheme = smc.Scheme(req.ResampleScheme)
 	}
-	if err := cfg.Validate(&m.Info); err != nil {
+	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -449,8 +475,17 @@ func (s *Server) sampleFailed(w http.ResponseWriter, r *http.Request, ctx contex
 	}
 }
 
-// trimServe drops the package prefix from messages meant for API clients.
-func trimServe(err error) string { return strings.TrimPrefix(err.Error(), "serve: ") }
+// trimServe is err as API clients and command-line users read it: a
+// FieldError as "field: message"; any other error without the "serve: "
+// prefix that this package's errors carry for Go callers (the one place that
+// knows about that prefix).
+func trimServe(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) && error(fe) == err {
+		return fe.Field + ": " + fe.Msg
+	}
+	return strings.TrimPrefix(err.Error(), "serve: ")
+}
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

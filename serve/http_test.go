@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -177,7 +178,10 @@ func TestHTTPSample(t *testing.T) {
 	if !c.Weighted || len(c.LogWeights) != 500 || c.ESS == nil || c.LogZ == nil || c.ESSFraction == nil || c.H != 0.1 || c.ExtraSteps != 5 {
 		t.Fatalf("weighted response: %+v", c)
 	}
-	if math.Abs(*c.LogZ-testGaussian.logZ()) > logZTolerance(*c.ESS, 500, 5) {
+	// with resampling the final ESS understates log Ẑ's error (the weights
+	// before the last resampling are gone); over 40 seeds of this request
+	// the error's rms is 0.10, so 0.5 is five standard deviations
+	if math.Abs(*c.LogZ-testGaussian.logZ()) > 0.5 {
 		t.Errorf("log Ẑ %v, want %v", *c.LogZ, testGaussian.logZ())
 	}
 	// the image model is reachable by name, with image-shaped rows
@@ -222,14 +226,14 @@ func TestHTTPBadRequests(t *testing.T) {
 		{"trailing data", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1}{}`, 400, "body"},
 		{"too large", "POST", "/v1/sample", big, 413, "body"},
 		{"not an object", "POST", "/v1/sample", `[1,2]`, 400, "body"},
-		{"unknown field", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"walkers":5}`, 400, "walkers"},
+		{"unknown field", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"walkers":5}`, 400, "walkers: unknown field"},
 		{"n missing", "POST", "/v1/sample", `{"model":"gauss","steps":1}`, 400, "n:"},
 		{"n zero", "POST", "/v1/sample", `{"model":"gauss","n":0,"steps":1}`, 400, "n:"},
 		{"n negative", "POST", "/v1/sample", `{"model":"gauss","n":-3,"steps":1}`, 400, "n:"},
 		{"n too big", "POST", "/v1/sample", `{"model":"gauss","n":5001,"steps":1}`, 400, "n:"},
 		{"n overflows int", "POST", "/v1/sample", `{"model":"gauss","n":1e30,"steps":1}`, 400, "n:"},
 		{"n fractional", "POST", "/v1/sample", `{"model":"gauss","n":2.5,"steps":1}`, 400, "n:"},
-		{"n a string", "POST", "/v1/sample", `{"model":"gauss","n":"10","steps":1}`, 400, "n:"},
+		{"n a string", "POST", "/v1/sample", `{"model":"gauss","n":"10","steps":1}`, 400, "n: want an integer in range, got JSON string"},
 		{"steps missing", "POST", "/v1/sample", `{"model":"gauss","n":10}`, 400, "steps:"},
 		{"steps negative", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":-1}`, 400, "steps:"},
 		{"steps too many", "POST", "/v1/sample", `{"model":"gauss","n":1,"steps":100001}`, 400, "steps:"},
@@ -242,7 +246,7 @@ func TestHTTPBadRequests(t *testing.T) {
 		{"h a string", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"h":"NaN"}`, 400, "h:"},
 		{"seed negative", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"seed":-1}`, 400, "seed"},
 		{"seed too big", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"seed":18446744073709551616}`, 400, "seed"},
-		{"weighted not bool", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"weighted":"yes"}`, 400, "weighted"},
+		{"weighted not bool", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"weighted":"yes"}`, 400, "weighted: want a boolean"},
 		{"weighted zero steps", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":0,"weighted":true}`, 400, "steps:"},
 		{"init unknown", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"init":"data"}`, 400, "init"},
 		{"init uniform weighted", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"init":"uniform","weighted":true}`, 400, "init"},
@@ -280,7 +284,7 @@ func TestHTTPBadRequests(t *testing.T) {
 		{"infer data overflow", "POST", infer, x(`[1,2]`, `[0,-1e400]`), 400, "inputs[0].data[1]"},
 		{"infer output unknown", "POST", infer, `{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}],"outputs":[{"name":"hessian"}]}`, 400, "outputs[0].name"},
 		{"infer output twice", "POST", infer, `{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}],"outputs":[{"name":"grad"},{"name":"grad"}]}`, 400, "outputs[1].name"},
-		{"infer unknown field", "POST", infer, `{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2],"dtype":"f"}]}`, 400, "dtype"},
+		{"infer unknown field", "POST", infer, `{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2],"dtype":"f"}]}`, 400, "dtype: unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := call(t, tc.method, ts.URL+tc.path, tc.body, nil)
@@ -419,5 +423,43 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(url + "/v2/health/live"); err == nil {
 		t.Errorf("server still accepting after shutdown")
+	}
+}
+
+// TestUnknownJSONField pins unknownJSONField, the one place that recognises
+// encoding/json's untyped unknown-field error, against the standard library:
+// top level and nested keys, keys that need quoting, and other errors.
+func TestUnknownJSONField(t *testing.T) {
+	type inner struct {
+		A int `json:"a"`
+	}
+	type outer struct {
+		In []inner `json:"in"`
+		B  string  `json:"b"`
+	}
+	for _, tc := range []struct {
+		body, field string
+		ok          bool
+	}{
+		{`{"b":"x","zz":1}`, "zz", true},
+		{`{"in":[{"a":1,"deep":2}]}`, "deep", true},
+		{`{"we\"ird ü":1}`, `we"ird ü`, true},
+		{`{"b":1}`, "", false},
+		{`{"b":`, "", false},
+	} {
+		dec := json.NewDecoder(strings.NewReader(tc.body))
+		dec.DisallowUnknownFields()
+		var v outer
+		err := dec.Decode(&v)
+		if err == nil {
+			t.Fatalf("%s: decoded", tc.body)
+		}
+		field, ok := unknownJSONField(err)
+		if field != tc.field || ok != tc.ok {
+			t.Errorf("%s: %v: unknownJSONField = %q, %v; want %q, %v", tc.body, err, field, ok, tc.field, tc.ok)
+		}
+	}
+	if f, ok := unknownJSONField(errors.New("json: unknown field")); ok {
+		t.Errorf("a bare prefix gave %q", f)
 	}
 }

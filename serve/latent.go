@@ -15,10 +15,8 @@ import (
 
 	"github.com/jarzyn/jarzyn/internal/kernels"
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
-
-// OutputBasis is the latent model's output holding Q [d, r].
-const OutputBasis = "basis"
 
 // latentModel is the exact latent reduction of an MLP energy model
 // (models.Latent): the model of V on ℝʳ and the basis Q [d, r] (row-major)
@@ -101,9 +99,9 @@ func readBasis(data []byte, r int) ([]float32, int, error) {
 	}
 	defer so.Destroy()
 	_ = so.SetIntraOpNumThreads(1)
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputX}, []string{OutputBasis}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{models.InputX}, []string{models.OutputBasis}, so)
 	if err != nil {
-		return nil, 0, fmt.Errorf("no %s output: %v", OutputBasis, err)
+		return nil, 0, fmt.Errorf("no %s output: %v", models.OutputBasis, err)
 	}
 	defer sess.Destroy()
 	x, err := ort.NewTensor(ort.NewShape(1, int64(r)), make([]float32, r))
@@ -113,26 +111,26 @@ func readBasis(data []byte, r int) ([]float32, int, error) {
 	defer x.Destroy()
 	out := []ort.Value{nil}
 	if err := sess.Run([]ort.Value{x}, out); err != nil {
-		return nil, 0, fmt.Errorf("evaluating %s: %v", OutputBasis, err)
+		return nil, 0, fmt.Errorf("evaluating %s: %v", models.OutputBasis, err)
 	}
 	defer out[0].Destroy()
 	t, ok := out[0].(*ort.Tensor[float32])
 	shape := out[0].GetShape()
 	if !ok || len(shape) != 2 || shape[1] != int64(r) || shape[0] < int64(r) {
-		return nil, 0, fmt.Errorf("output %s has shape %v, want float32 [d, %d] with d ≥ %d", OutputBasis, shape, r, r)
+		return nil, 0, fmt.Errorf("output %s has shape %v, want float32 [d, %d] with d ≥ %d", models.OutputBasis, shape, r, r)
 	}
 	d := int(shape[0])
 	q := append([]float32(nil), t.GetData()...)
 	norms := make([]float64, r)
 	for i, v := range q {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, 0, fmt.Errorf("output %s holds %v", OutputBasis, v)
+			return nil, 0, fmt.Errorf("output %s holds %v", models.OutputBasis, v)
 		}
 		norms[i%r] += float64(v) * float64(v)
 	}
 	for a, n := range norms {
 		if math.Abs(n-1) > 1e-4 {
-			return nil, 0, fmt.Errorf("output %s: column %d has norm² %v, want 1", OutputBasis, a, n)
+			return nil, 0, fmt.Errorf("output %s: column %d has norm² %v, want 1", models.OutputBasis, a, n)
 		}
 	}
 	return q, d, nil
@@ -170,20 +168,18 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 	start := time.Now()
 	d, r, n := m.Info.Dim, lat.r, cfg.N
 	h := cfg.StepSize
-	if h == 0 {
-		h = m.Info.StepSize
-	}
 	sd := m.Info.BaseStd
 	mu := m.Info.BaseMean
+	noise := smc.NewNoise(n)
+	pool := smc.NewPool(min(defaultWorkers(), smc.Chunks(n)))
+	defer pool.Close()
 	lc := cfg
-	lc.StepSize, lc.Init, lc.Seed = h, InitBase, splitmix64(cfg.Seed^latentSeedWalk)
+	lc.Init, lc.Seed = InitBase, kernels.SplitMix64(cfg.Seed^latentSeedWalk)
 	y := make([]float32, n*d) // y_0, then y
 	var s0 []float32          // s_0 = y_0·Q (plain ULA)
 	if !cfg.Weighted {
-		// starting points in ℝᵈ, exactly as the full sampler draws them
-		init := newSampler(m, &Batch{N: n, X: y}, cfg)
-		init.initialize()
-		init.pool.close()
+		// starting points in ℝᵈ, exactly as the walk in ℝᵈ draws them
+		drawStart(y, n, &m.Info, cfg.Init, smc.DrawKey(cfg.Seed, 0), noise, pool)
 		for i := range y {
 			y[i] -= float32(mu[i%d])
 		}
@@ -191,9 +187,8 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 		if err := lat.project.apply(y, n, s0); err != nil {
 			return nil, err
 		}
-		lc.start = s0
 	}
-	res, err := Sample(ctx, lat.m, lc)
+	res, err := sampleFull(ctx, lat.m, lc, s0)
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +203,14 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 		b = math.Sqrt(b)
 	}
 	zeta := make([]float32, n*d)
-	ch := newChunking(&Batch{N: n})
-	for c := range ch.ranges {
-		lo, hi := ch.walkers(c)
-		kernels.Normal32(zeta[lo*d:hi*d], newStream(splitmix64(cfg.Seed^latentSeedNormal), uint64(c)).Uint64())
-	}
+	zetaKey := kernels.SplitMix64(cfg.Seed ^ latentSeedNormal)
+	pool.Run(func(w int) {
+		first, end := pool.Share(w, 0, smc.Chunks(n))
+		for c := first; c < end; c++ {
+			lo, hi := smc.ChunkWalkerRange(c, n)
+			kernels.Normal32(zeta[lo*d:hi*d], noise.Chunk(zetaKey, c).Uint64())
+		}
+	})
 	fa, fb := float32(aK), float32(b)
 	for i := range y {
 		y[i] = fa*y[i] + fb*zeta[i]
@@ -241,8 +239,5 @@ func sampleLatent(ctx context.Context, m *Model, lat *latentModel, cfg SampleCon
 		res.LogZ += 0.5 * float64(d-r) * math.Log(2*math.Pi*sd*sd)
 	}
 	res.Elapsed = time.Since(start)
-	if err := checkFinite(res, h); err != nil {
-		return nil, err
-	}
 	return res, nil
 }

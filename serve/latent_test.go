@@ -19,7 +19,7 @@ import (
 // returns the energy model's path.
 func latentFiles(t testing.TB, dir string, p *models.Params, h float64) string {
 	t.Helper()
-	info := export.Info{Method: "test", StepSize: h, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3}
+	info := models.TrainingInfo{Method: "test", StepSize: h, LogZEstimate: math.NaN(), DataMin: -3, DataMax: 3}
 	b, err := export.Build(p, info)
 	if err != nil {
 		t.Fatal(err)

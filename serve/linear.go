@@ -6,6 +6,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/jarzyn/jarzyn/export"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // linearMap is x ↦ x·W for a fixed W [in, out] (float32, row-major), run by
@@ -33,7 +34,7 @@ func newLinearMap(w []float32, in, out, lanes int) (*linearMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x"}, []string{"y"}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{export.MatMulInput}, []string{export.MatMulOutput}, so)
 	if err != nil {
 		return nil, fmt.Errorf("serve: building the %d×%d projection: %w", in, out, err)
 	}
@@ -42,7 +43,7 @@ func newLinearMap(w []float32, in, out, lanes int) (*linearMap, error) {
 
 // apply writes y = x·W for the n rows of x (n×in) into y (n×out).
 func (l *linearMap) apply(x []float32, n int, y []float32) error {
-	return inLanes(l.lanes, n, func(lo, hi int) error {
+	return smc.ForErr(l.lanes, n, func(lo, hi int) error {
 		return l.applyRows(x[lo*l.in:hi*l.in], hi-lo, y[lo*l.out:hi*l.out])
 	})
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,18 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/jarzyn/jarzyn/internal/ortlib"
 	"github.com/jarzyn/jarzyn/models"
-)
-
-// Names of the model's input and outputs (DESIGN, "ONNX model").
-const (
-	InputX       = "x"
-	OutputEnergy = "energy"
-	OutputGrad   = "grad"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // LoadOptions configures how a model is loaded.
@@ -71,40 +67,15 @@ func (o LoadOptions) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// ModelInfo is what a model file says about itself: its shape and the
-// jarzyn.* metadata written by package export (models.ONNXMeta).
+// ModelInfo is what a model file says about itself: the jarzyn.* metadata
+// that package export writes (models.ONNXMeta, with the TrainingInfo in it),
+// where it was read from, and its dimension.
 type ModelInfo struct {
 	// Path is the file the model was read from.
 	Path string `json:"path"`
-	// FormatVersion is jarzyn.format_version.
-	FormatVersion int `json:"format_version"`
-	// Family is the energy family (jarzyn.family).
-	Family string `json:"family"`
-	// DataShape is the shape of one sample (jarzyn.data_shape), e.g. [2].
-	DataShape []int `json:"data_shape"`
-	// Dim is the product of DataShape.
+	models.ONNXMeta
+	// Dim is the number of values of one sample, the product of DataShape.
 	Dim int `json:"dim"`
-	// Spec is the architecture (jarzyn.spec), when present.
-	Spec *models.Spec `json:"spec,omitempty"`
-	// BaseMean and BaseStd are μ0 and σ0 of the base Gaussian N(μ0, σ0²I).
-	BaseMean []float64 `json:"base_mean"`
-	BaseStd  float64   `json:"base_std"`
-	// DataMin and DataMax bound the training data (jarzyn.data_range).
-	DataMin float64 `json:"data_min"`
-	DataMax float64 `json:"data_max"`
-	// StepSize is the training ULA step size h, the sampler's default; 0 when
-	// unknown (then the sampler needs an explicit h).
-	StepSize float64 `json:"step_size"`
-	// Method is the training method (jarzyn.method).
-	Method string `json:"method,omitempty"`
-	// LogZEstimate is the trainer's log Ẑ, NaN when unknown.
-	LogZEstimate float64 `json:"-"`
-	// ConfigDigest identifies the training configuration.
-	ConfigDigest string `json:"config_digest,omitempty"`
-	// ModelVersion is the ONNX model_version field.
-	ModelVersion int64 `json:"model_version"`
-	// LatentOf is set on latent models only (models.ONNXMeta.LatentOf).
-	LatentOf string `json:"-"`
 	// Meta holds every metadata_props entry verbatim.
 	Meta map[string]string `json:"-"`
 }
@@ -163,7 +134,7 @@ func LoadModel(path string, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !opt.NoLatent && m.Info.Family == string(models.MLP) {
+	if !opt.NoLatent && m.Info.Family == models.MLP {
 		m.latent = loadLatent(path, data, &m.Info, opt)
 	}
 	return m, nil
@@ -206,7 +177,7 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 	var sess *ort.DynamicAdvancedSession
 	create := func() error {
 		var err error
-		sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{InputX}, []string{OutputEnergy, OutputGrad}, so)
+		sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, []string{models.InputX}, []string{models.OutputEnergy, models.OutputGrad}, so)
 		return err
 	}
 	err = onDevice(dev, create)
@@ -295,7 +266,7 @@ func readMetadata(path string, data []byte, graph string) (*ModelInfo, error) {
 // parseMeta fills info from metadata_props (models.ParseONNXMeta, which
 // names the key in its errors) and the ONNX model_version. The model must
 // hold the graph wanted: serve runs energy models, and their latent
-// reductions beside them; a fused sampling graph (jarzyn.graph=ula) is
+// reductions beside them; any other graph is
 // refused.
 func (info *ModelInfo) parseMeta(meta map[string]string, modelVersion int64, graph string) error {
 	m, err := models.ParseONNXMeta(meta, modelVersion)
@@ -304,29 +275,14 @@ func (info *ModelInfo) parseMeta(meta map[string]string, modelVersion int64, gra
 	}
 	switch {
 	case m.Graph == graph:
-	case m.Graph == models.GraphULA:
-		return fmt.Errorf("bad metadata %s=%q: this file holds a fused sampling graph; serve the energy model (%s=%s) exported next to it",
-			models.KeyGraph, meta[models.KeyGraph], models.KeyGraph, models.GraphEnergy)
 	case m.Graph == models.GraphLatent:
 		return fmt.Errorf("bad metadata %s=%q: this file holds the latent reduction of another model; serve that energy model (%s=%s), whose file name is this one's without .latent",
 			models.KeyGraph, meta[models.KeyGraph], models.KeyGraph, models.GraphEnergy)
 	default:
 		return fmt.Errorf("bad metadata %s=%q: want %s", models.KeyGraph, meta[models.KeyGraph], graph)
 	}
-	info.LatentOf = m.LatentOf
-	info.FormatVersion = m.FormatVersion
-	info.Family = string(m.Family)
-	info.DataShape = m.DataShape
+	info.ONNXMeta = m
 	info.Dim = m.Dim()
-	info.Spec = m.Spec
-	info.BaseMean = m.BaseMean
-	info.BaseStd = m.BaseStd
-	info.DataMin, info.DataMax = m.DataMin, m.DataMax
-	info.StepSize = m.StepSize
-	info.Method = m.Method
-	info.LogZEstimate = m.LogZEstimate
-	info.ConfigDigest = m.ConfigDigest
-	info.ModelVersion = m.ModelVersion
 	return nil
 }
 
@@ -347,7 +303,7 @@ func checkIO(path string, ins, outs []ort.InputOutputInfo, shape []int) error {
 	fail := func(why string) error {
 		return fmt.Errorf("serve: model %s: %s; want %s; the file has %s", path, why, want, sig())
 	}
-	if len(ins) != 1 || ins[0].Name != InputX {
+	if len(ins) != 1 || ins[0].Name != models.InputX {
 		return fail("wrong inputs")
 	}
 	okTensor := func(io ort.InputOutputInfo, rank int, tail []int) bool {
@@ -367,18 +323,18 @@ func checkIO(path string, ins, outs []ort.InputOutputInfo, shape []int) error {
 	found := map[string]bool{}
 	for _, o := range outs {
 		switch o.Name {
-		case OutputEnergy:
+		case models.OutputEnergy:
 			if !okTensor(o, 1, nil) {
 				return fail("output energy has the wrong type or shape")
 			}
-		case OutputGrad:
+		case models.OutputGrad:
 			if !okTensor(o, 1+len(shape), shape) {
 				return fail("output grad has the wrong type or shape")
 			}
 		}
 		found[o.Name] = true
 	}
-	if !found[OutputEnergy] || !found[OutputGrad] {
+	if !found[models.OutputEnergy] || !found[models.OutputGrad] {
 		return fail("missing outputs")
 	}
 	return nil
@@ -416,12 +372,12 @@ type batchPart struct {
 }
 
 // partSize is the walkers per part of a batch of n for a requested run batch
-// (0: DefaultRunBatch): a multiple of chunkWalkers, at most n.
+// (0: DefaultRunBatch): a multiple of smc.ChunkWalkers, at most n.
 func partSize(n, runBatch int) int {
 	if runBatch <= 0 {
 		runBatch = DefaultRunBatch
 	}
-	runBatch = (runBatch + chunkWalkers - 1) / chunkWalkers * chunkWalkers
+	runBatch = (runBatch + smc.ChunkWalkers - 1) / smc.ChunkWalkers * smc.ChunkWalkers
 	return min(runBatch, n)
 }
 
@@ -480,7 +436,7 @@ func (b *Batch) bytes() int { return 4 * (len(b.X) + len(b.Energy) + len(b.Grad)
 // Up to Lanes parts run at once. ro may be nil; a terminated RunOptions
 // aborts the Runs.
 func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
-	return inLanes(m.Lanes, len(b.parts), func(lo, hi int) error {
+	return smc.ForErr(m.Lanes, len(b.parts), func(lo, hi int) error {
 		for j := lo; j < hi; j++ {
 			if err := m.evalPart(b, j, ro); err != nil {
 				return err
@@ -488,6 +444,50 @@ func (m *Model) Eval(b *Batch, ro *ort.RunOptions) error {
 		}
 		return nil
 	})
+}
+
+// runUnder calls run with ONNX Runtime run options that terminate its Runs
+// when ctx ends. It returns ctx's error without calling run when ctx has
+// already ended or its deadline has passed (a context reports an expired
+// deadline only once its timer has fired), and ctx's error instead of run's
+// when run fails after ctx ended (a terminated Run); a run that completes is
+// kept even if ctx ends just after.
+func runUnder(ctx context.Context, run func(*ort.RunOptions) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return fmt.Errorf("serve: creating run options: %w", err)
+	}
+	// The callback may still be running when runUnder returns, so it and
+	// Destroy exclude each other.
+	var mu sync.Mutex
+	live := true
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if live {
+			ro.Terminate()
+		}
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		live = false
+		ro.Destroy()
+		mu.Unlock()
+	}()
+	if err := run(ro); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
 }
 
 // evalPart runs the model on part j of the batch.

@@ -151,7 +151,7 @@ func TestDeviceSelection(t *testing.T) {
 	}
 }
 
-// TestNoGorgonia: the production binary links no gorgonia (DESIGN invariant).
+// TestNoGorgonia: the production binary links no gorgonia (docs/ARCHITECTURE.md).
 func TestNoGorgonia(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "github.com/jarzyn/jarzyn/cmd/jarzyn-serve").CombinedOutput()
 	if err != nil {

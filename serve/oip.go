@@ -1,11 +1,17 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/models"
 )
 
 // The Open Inference Protocol (KServe v2) REST endpoints for the energy
@@ -149,10 +155,10 @@ func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, ModelMetadataResponse{
 		Name: m.Name, Versions: versions, Platform: Platform,
-		Inputs: []TensorMetadata{{InputX, DatatypeFP32, shape}},
+		Inputs: []TensorMetadata{{models.InputX, DatatypeFP32, shape}},
 		Outputs: []TensorMetadata{
-			{OutputEnergy, DatatypeFP32, []int64{-1}},
-			{OutputGrad, DatatypeFP32, shape},
+			{models.OutputEnergy, DatatypeFP32, []int64{-1}},
+			{models.OutputGrad, DatatypeFP32, shape},
 		},
 		Parameters: params,
 	})
@@ -211,11 +217,11 @@ func parseTensorData(raw json.RawMessage, field string, want int) ([]float32, er
 // batch size, the points and which outputs to return.
 func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, outs []string, err error) {
 	if len(req.Inputs) != 1 {
-		return 0, nil, nil, fieldErr("inputs", "want exactly one input named %q, got %d inputs", InputX, len(req.Inputs))
+		return 0, nil, nil, fieldErr("inputs", "want exactly one input named %q, got %d inputs", models.InputX, len(req.Inputs))
 	}
 	in := &req.Inputs[0]
-	if in.Name != InputX {
-		return 0, nil, nil, fieldErr("inputs[0].name", "want %q, got %q", InputX, in.Name)
+	if in.Name != models.InputX {
+		return 0, nil, nil, fieldErr("inputs[0].name", "want %q, got %q", models.InputX, in.Name)
 	}
 	if in.Datatype != DatatypeFP32 {
 		return 0, nil, nil, fieldErr("inputs[0].datatype", "want %q, got %q", DatatypeFP32, in.Datatype)
@@ -241,8 +247,8 @@ func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, ou
 	}
 	seen := map[string]bool{}
 	for j, o := range req.Outputs {
-		if o.Name != OutputEnergy && o.Name != OutputGrad {
-			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "want %q or %q, got %q", OutputEnergy, OutputGrad, o.Name)
+		if o.Name != models.OutputEnergy && o.Name != models.OutputGrad {
+			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "want %q or %q, got %q", models.OutputEnergy, models.OutputGrad, o.Name)
 		}
 		if seen[o.Name] {
 			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "%q requested twice", o.Name)
@@ -251,7 +257,7 @@ func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, ou
 		outs = append(outs, o.Name)
 	}
 	if len(outs) == 0 {
-		outs = []string{OutputEnergy, OutputGrad}
+		outs = []string{models.OutputEnergy, models.OutputGrad}
 	}
 	return n, x, outs, nil
 }
@@ -271,15 +277,15 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, trimServe(err))
 		return
 	}
-	_, cancel, ok := s.slot(w, r, "evaluation slot")
+	ctx, cancel, ok := s.slot(w, r, "evaluation slot")
 	if !ok {
 		return
 	}
 	defer cancel()
-	energy, grad, err := s.evaluate(m, n, x)
+	energy, grad, err := s.evaluate(ctx, m, n, x)
 	s.release()
 	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, trimServe(err))
+		s.inferFailed(w, r, err)
 		return
 	}
 	for i, e := range energy {
@@ -297,24 +303,39 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	resp := InferResponse{ModelName: m.Name, ModelVersion: m.Version, ID: req.ID}
 	gshape := append([]int64(nil), req.Inputs[0].Shape...)
 	for _, name := range outs {
-		if name == OutputEnergy {
-			resp.Outputs = append(resp.Outputs, InferOutput{OutputEnergy, DatatypeFP32, []int64{int64(n)}, energy})
+		if name == models.OutputEnergy {
+			resp.Outputs = append(resp.Outputs, InferOutput{models.OutputEnergy, DatatypeFP32, []int64{int64(n)}, energy})
 		} else {
-			resp.Outputs = append(resp.Outputs, InferOutput{OutputGrad, DatatypeFP32, gshape, grad})
+			resp.Outputs = append(resp.Outputs, InferOutput{models.OutputGrad, DatatypeFP32, gshape, grad})
 		}
 	}
 	s.writeJSON(w, http.StatusOK, resp)
 }
 
-// evaluate runs the model on n points with a pooled batch.
-func (s *Server) evaluate(m *Model, n int, x []float32) (energy, grad []float32, err error) {
+// inferFailed maps an evaluation error to a status as sampleFailed does:
+// timeouts 503, client disconnects 499 (logged only), the rest 500.
+func (s *Server) inferFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("timeout: inference took longer than %v; send fewer rows", s.cfg.Timeout))
+	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
+		s.log.Info("client went away", "path", r.URL.Path, "err", err)
+		w.WriteHeader(499)
+	default:
+		s.fail(w, r, http.StatusInternalServerError, trimServe(err))
+	}
+}
+
+// evaluate runs the model on n points with a pooled batch, under ctx (see
+// runUnder).
+func (s *Server) evaluate(ctx context.Context, m *Model, n int, x []float32) (energy, grad []float32, err error) {
 	b, err := m.getBatch(n, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer m.putBatch(b)
 	copy(b.X, x)
-	if err := m.Eval(b, nil); err != nil {
+	if err := runUnder(ctx, func(ro *ort.RunOptions) error { return m.Eval(b, ro) }); err != nil {
 		return nil, nil, err
 	}
 	return append([]float32(nil), b.Energy...), append([]float32(nil), b.Grad...), nil

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/jarzyn/jarzyn/models"
 	"github.com/jarzyn/jarzyn/smc"
 )
 
@@ -212,12 +213,12 @@ func TestSampleCancel(t *testing.T) {
 }
 
 func TestSampleConfigValidate(t *testing.T) {
-	info := &ModelInfo{Dim: 2, StepSize: 0.1, DataMin: -1, DataMax: 1}
-	noRange := &ModelInfo{Dim: 2, StepSize: 0.1}
-	noH := &ModelInfo{Dim: 2, DataMin: -1, DataMax: 1}
+	info := models.TrainingInfo{StepSize: 0.1, DataMin: -1, DataMax: 1}
+	noRange := models.TrainingInfo{StepSize: 0.1}
+	noH := models.TrainingInfo{DataMin: -1, DataMax: 1}
 	for _, tc := range []struct {
 		cfg   SampleConfig
-		info  *ModelInfo
+		info  models.TrainingInfo
 		field string
 	}{
 		{SampleConfig{N: 0, Steps: 1}, info, "n"},

@@ -54,7 +54,7 @@ func (g gaussian) build(t testing.TB) []byte {
 	}
 	copy(p.Get("means").Data, g.a)
 	p.Get("log_mass").Data[0] = g.z
-	b, err := export.Build(p, export.Info{Method: "test", StepSize: g.h, LogZEstimate: g.logZ(), ConfigDigest: "test", DataMin: g.min, DataMax: g.max})
+	b, err := export.Build(p, models.TrainingInfo{Method: "test", StepSize: g.h, LogZEstimate: g.logZ(), ConfigDigest: "test", DataMin: g.min, DataMax: g.max})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func mlpParams(t testing.TB, d, h int, seed uint64) *models.Params {
 func mlpModel(t testing.TB, d, h int, threads int) *Model {
 	t.Helper()
 	needORT(t)
-	b, err := export.Build(mlpParams(t, d, h, 1), export.Info{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -1, DataMax: 1})
+	b, err := export.Build(mlpParams(t, d, h, 1), models.TrainingInfo{Method: "test", StepSize: 0.01, LogZEstimate: math.NaN(), DataMin: -1, DataMax: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

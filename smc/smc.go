@@ -1,16 +1,18 @@
-// Package smc holds the Jarzynski sequential-Monte-Carlo arithmetic shared by
-// training and serving: the ULA move, the log-weight increment of SPEC §2,
-// effective sample size, log-mean-exp and resampling. All weight arithmetic is
-// in float64 and in log space; positions may be float32 or float64.
+// Package smc is the Jarzynski sequential Monte Carlo of docs/METHOD.md §2,
+// shared by training and serving: a Population of Langevin walkers with
+// log-weights, its log Ẑ and ESS, resampling that permutes every per-walker
+// cache, the ULA move and the log-weight increment, one deterministic noise
+// scheme that does not depend on the number of cores (Noise), and one way to
+// spread work over cores (Pool, For). All weight arithmetic is in float64
+// and in log space; positions may be float32 or float64.
 package smc
 
 import (
-	"github.com/jarzyn/jarzyn/internal/kernels"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"github.com/jarzyn/jarzyn/internal/kernels"
+	"github.com/jarzyn/jarzyn/models"
 )
 
 // Float is the element type of walker positions and gradients.
@@ -62,32 +64,14 @@ func Alpha[T Float](h, u float64, x, y, g []T) float64 {
 	return u + 0.5*dot + 0.25*h*n
 }
 
-// LogSumExp is log Σ exp(a), −Inf for empty input or all −Inf.
-func LogSumExp(a []float64) float64 {
-	m := math.Inf(-1)
-	for _, v := range a {
-		if v > m {
-			m = v
-		}
-	}
-	if math.IsInf(m, 0) {
-		return m
-	}
-	s := 0.0
-	for _, v := range a {
-		s += math.Exp(v - m)
-	}
-	return m + math.Log(s)
-}
-
 // LogMeanExp is log((1/n) Σ exp(a)).
 func LogMeanExp(a []float64) float64 {
-	return LogSumExp(a) - math.Log(float64(len(a)))
+	return models.LogSumExp(a) - math.Log(float64(len(a)))
 }
 
 // Normalize writes p = softmax(a) into p (same length) and returns log Σ e^a.
 func Normalize(a, p []float64) float64 {
-	lse := LogSumExp(a)
+	lse := models.LogSumExp(a)
 	for i, v := range a {
 		p[i] = math.Exp(v - lse)
 	}
@@ -172,64 +156,4 @@ func Gather[T any](a []T, w int, idx []int, tmp []T) {
 	for i, j := range idx {
 		copy(a[i*w:(i+1)*w], tmp[j*w:(j+1)*w])
 	}
-}
-
-// noiseChunk is the number of rows whose noise comes from one derived stream.
-const noiseChunk = 256
-
-// ULAParallel is ULA over n rows of length d, with the noise drawn in fixed
-// chunks of rows from PCG streams seeded by rng, in parallel goroutines. The
-// result depends only on rng's state, never on GOMAXPROCS.
-func ULAParallel[T Float](x, g []T, d int, h float64, rng *rand.Rand) {
-	n := len(x) / d
-	chunks := (n + noiseChunk - 1) / noiseChunk
-	seeds := make([]uint64, chunks)
-	for i := range seeds {
-		seeds[i] = rng.Uint64()
-	}
-	parallelFor(chunks, func(c int) {
-		r := rand.New(rand.NewPCG(seeds[c], uint64(c)))
-		lo, hi := c*noiseChunk*d, min((c+1)*noiseChunk*d, len(x))
-		ULA(x[lo:hi], g[lo:hi], h, r)
-	})
-}
-
-// parallelFor runs f(0..n-1) on up to GOMAXPROCS goroutines.
-func parallelFor(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			f(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// UpdateLogWeights adds the Jarzynski increment of every walker to a:
-// a[i] += LogWeightIncrement(h, u0[i], u1[i], rows i of x0, x1, g0, g1).
-func UpdateLogWeights[T Float](a []float64, h float64, d int, u0, u1 []float64, x0, x1, g0, g1 []T) {
-	n := len(a)
-	chunks := (n + noiseChunk - 1) / noiseChunk
-	parallelFor(chunks, func(c int) {
-		for i := c * noiseChunk; i < min((c+1)*noiseChunk, n); i++ {
-			r := i * d
-			a[i] += LogWeightIncrement(h, u0[i], u1[i], x0[r:r+d], x1[r:r+d], g0[r:r+d], g1[r:r+d])
-		}
-	})
 }

@@ -3,6 +3,8 @@ package smc
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -30,7 +32,7 @@ func logKernel(h float64, x, y, gx []float64) float64 {
 	return -s/(4*h) - 0.5*d*math.Log(4*math.Pi*h)
 }
 
-// SPEC §7.1: −α_{k+1}(y,x) + α_k(x,y) = log[e^{−U_{k+1}(y)} q_{k+1}(y→x)] − log[e^{−U_k(x)} q_k(x→y)].
+// docs/METHOD.md §7.1: −α_{k+1}(y,x) + α_k(x,y) = log[e^{−U_{k+1}(y)} q_{k+1}(y→x)] − log[e^{−U_k(x)} q_k(x→y)].
 func TestAlphaKernelIdentity(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const d = 7
@@ -58,7 +60,7 @@ func TestAlphaKernelIdentity(t *testing.T) {
 	}
 }
 
-// SPEC §7.2: Jarzynski on a closed form. U_k(x) = |x − μ_k|²/(2 s_k²) along a
+// docs/METHOD.md §7.2: Jarzynski on a closed form. U_k(x) = |x − μ_k|²/(2 s_k²) along a
 // fixed schedule; E[e^{A_K}] = Z_K/Z_0 = (s_K/s_0)^d and the weighted moments
 // of X_K are μ_K and s_K², for any h, while plain ULA is biased at large h.
 func TestJarzynskiClosedForm(t *testing.T) {
@@ -71,23 +73,18 @@ func TestJarzynskiClosedForm(t *testing.T) {
 		for i := range x {
 			x[i] = mu(0) + s(0)*rng.NormFloat64()
 		}
-		g := make([]float64, n*d)
-		u := make([]float64, n)
+		pop := NewPopulation(x, d, 0, 0)
 		for i := 0; i < n; i++ {
-			u[i] = quadEnergy(mu(0), s(0), x[i*d:(i+1)*d], g[i*d:(i+1)*d])
+			pop.U[i] = quadEnergy(mu(0), s(0), x[i*d:(i+1)*d], pop.G[i*d:(i+1)*d])
 		}
-		A := make([]float64, n)
-		x0, g0, u0 := make([]float64, n*d), make([]float64, n*d), make([]float64, n)
 		for k := 0; k < K; k++ {
-			copy(x0, x)
-			copy(g0, g)
-			copy(u0, u)
-			ULAParallel(x, g0, d, h, rng)
+			pop.Move(h, rng.Uint64())
 			for i := 0; i < n; i++ {
-				u[i] = quadEnergy(mu(k+1), s(k+1), x[i*d:(i+1)*d], g[i*d:(i+1)*d])
+				pop.U[i] = quadEnergy(mu(k+1), s(k+1), x[i*d:(i+1)*d], pop.G[i*d:(i+1)*d])
 			}
-			UpdateLogWeights(A, h, d, u0, u, x0, x, g0, g)
+			pop.Reweight(h)
 		}
+		A := pop.A
 		logRatio := LogMeanExp(A)
 		want := float64(d) * math.Log(s(K)/s(0))
 		p := make([]float64, n)
@@ -180,21 +177,42 @@ func TestResampleProportions(t *testing.T) {
 	}
 }
 
-func TestULAParallelDeterministic(t *testing.T) {
-	run := func() []float64 {
+// The population's moves, weights and resampling depend only on the seed:
+// never on GOMAXPROCS (the number of goroutines that share the chunks).
+func TestPopulationIndependentOfCores(t *testing.T) {
+	const n, d = 1000, 3 // not a multiple of ChunkWalkers
+	run := func(procs int) *Population[float32] {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		rng := rand.New(rand.NewPCG(5, 5))
-		x := make([]float64, 1000*3)
-		g := make([]float64, len(x))
-		for i := range g {
-			g[i] = float64(i%7) - 3
+		pop := NewPopulation(make([]float32, n*d), d, 0, 0)
+		for k := 0; k < 5; k++ {
+			for i := 0; i < n; i++ {
+				x, g := pop.X[i*d:(i+1)*d], pop.G[i*d:(i+1)*d]
+				pop.U[i] = 0
+				for j := range x {
+					g[j] = 2 * x[j] * float32(k+1)
+					pop.U[i] += float64(x[j]*x[j]) * float64(k+1)
+				}
+			}
+			if k > 0 {
+				pop.Reweight(0.05)
+			}
+			if k == 3 {
+				pop.Resample(Systematic, rng)
+			}
+			pop.Move(0.05, rng.Uint64())
 		}
-		ULAParallel(x, g, 3, 0.1, rng)
-		return x
+		return pop
 	}
-	a, b := run(), run()
-	for i := range a {
-		if a[i] != b[i] {
-			t.Fatalf("ULAParallel differs at %d: %v vs %v", i, a[i], b[i])
+	want := run(1)
+	for _, procs := range []int{2, 3, 8} {
+		got := run(procs)
+		if !slices.Equal(got.X, want.X) || !slices.Equal(got.A, want.A) || got.LogZ() != want.LogZ() {
+			t.Errorf("GOMAXPROCS=%d: positions, weights or log Ẑ differ from GOMAXPROCS=1", procs)
 		}
 	}
+	if slices.Equal(want.X, run(1).X) && want.Resamplings == 1 {
+		return
+	}
+	t.Errorf("two runs at GOMAXPROCS=1 differ, or the run did not resample")
 }

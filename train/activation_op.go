@@ -12,6 +12,7 @@ import (
 
 	"github.com/jarzyn/jarzyn/internal/kernels"
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // actOp is a fused elementwise activation for gorgonia graphs: y = f(x) with
@@ -144,7 +145,7 @@ func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Val
 
 // activate writes f(x) into out, or gy·f'(x) when gy is non-nil (y = f(x)).
 func activate[T Float](act models.Activation, x, y, gy, out []T, exp func(T) T) {
-	parallelRange((len(x)+4095)/4096, func(lo, hi int) {
+	smc.For((len(x)+4095)/4096, func(lo, hi int) {
 		a, b := lo*4096, min(hi*4096, len(x))
 		for i := a; i < b; i++ {
 			v := x[i]
@@ -219,7 +220,7 @@ func expf32(x float32) float32 {
 // internal/kernels (its derivative reuses y: σ(x) = y/x away from 0).
 func activateF32(act models.Activation, x, y, gy, out []float32) {
 	const chunk = 16384
-	parallelRange((len(x)+chunk-1)/chunk, func(lo, hi int) {
+	smc.For((len(x)+chunk-1)/chunk, func(lo, hi int) {
 		a, b := lo*chunk, min(hi*chunk, len(x))
 		switch {
 		case act == models.SiLU && gy == nil:

@@ -119,7 +119,7 @@ func BenchmarkULA(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				pop.move(0.01, rng)
+				pop.Move(0.01, rng.Uint64())
 				if err := pop.evaluate(); err != nil {
 					b.Fatal(err)
 				}

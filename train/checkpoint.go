@@ -50,8 +50,8 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 	if err := c.PutParams(t.ps.params()); err != nil {
 		return nil, err
 	}
-	st := checkpointState{Iter: t.iter, Elapsed: elapsed, OptT: t.opt.t, LogZRef: t.pop.logZref,
-		Resamplings: t.pop.resamplings, MeanUData: t.lastMeanUData}
+	st := checkpointState{Iter: t.iter, Elapsed: elapsed, OptT: t.opt.t, LogZRef: t.pop.LogZRef,
+		Resamplings: t.pop.Resamplings, MeanUData: t.lastMeanUData}
 	put := func(prefix string, pop *population[T]) {
 		c.PutFloats(prefix+"walkers", toF64(pop.X))
 		c.PutFloats(prefix+"energies", pop.U)
@@ -61,7 +61,7 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 	put("", t.pop)
 	if t.mon != nil {
 		put("monitor/", t.mon)
-		st.MonLogZRef, st.MonResamp = t.mon.logZref, t.mon.resamplings
+		st.MonLogZRef, st.MonResamp = t.mon.LogZRef, t.mon.Resamplings
 	}
 	for k := range t.opt.m {
 		c.PutFloats(fmt.Sprintf("opt/m/%d", k), t.opt.m[k])
@@ -79,11 +79,12 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 	for k, v := range t.exportMeta() {
 		c.Meta[k] = v
 	}
-	c.Meta["iteration"] = strconv.Itoa(t.iter)
 	return c, nil
 }
 
-// exportMeta is the metadata export carries into the ONNX model.
+// exportMeta is the metadata of the weights and checkpoint files: the
+// TrainingInfo that export carries into the ONNX model, the precision and
+// the iteration.
 func (t *trainer[T]) exportMeta() map[string]string {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range t.data {
@@ -91,16 +92,16 @@ func (t *trainer[T]) exportMeta() map[string]string {
 	}
 	logZ := math.NaN()
 	if t.cfg.Method == Jarzynski {
-		logZ = t.pop.logZ()
+		logZ = t.pop.LogZ()
 	}
 	if t.mon != nil {
-		logZ = t.mon.logZ()
+		logZ = t.mon.LogZ()
 	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	return map[string]string{
-		"method": string(t.cfg.Method), "step_size": f(t.cfg.Walkers.StepSize), "log_z_estimate": f(logZ),
-		"config_digest": t.cfg.Digest(), "data_min": f(lo), "data_max": f(hi), "dtype": t.cfg.Dtype,
-	}
+	meta := models.TrainingInfo{Method: string(t.cfg.Method), StepSize: t.cfg.Walkers.StepSize, LogZEstimate: logZ,
+		ConfigDigest: t.cfg.Digest(), DataMin: lo, DataMax: hi, ModelVersion: 1}.Meta()
+	meta[models.MetaDtype] = t.cfg.Dtype
+	meta[models.MetaIteration] = strconv.Itoa(t.iter)
+	return meta
 }
 
 // restore loads a checkpoint written by checkpoint into a trainer built from
@@ -148,7 +149,7 @@ func (t *trainer[T]) restore(c *models.Container) error {
 		if err := get("monitor/", t.mon); err != nil {
 			return err
 		}
-		t.mon.logZref, t.mon.resamplings = st.MonLogZRef, st.MonResamp
+		t.mon.LogZRef, t.mon.Resamplings = st.MonLogZRef, st.MonResamp
 	}
 	for k := range t.opt.m {
 		if err := readSection(c, fmt.Sprintf("opt/m/%d", k), t.opt.m[k]); err != nil {
@@ -167,7 +168,7 @@ func (t *trainer[T]) restore(c *models.Container) error {
 	}
 	t.opt.t = st.OptT
 	t.iter, t.elapsed = st.Iter, st.Elapsed
-	t.pop.logZref, t.pop.resamplings = st.LogZRef, st.Resamplings
+	t.pop.LogZRef, t.pop.Resamplings = st.LogZRef, st.Resamplings
 	t.lastMeanUData = st.MeanUData
 	return nil
 }

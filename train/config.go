@@ -3,6 +3,7 @@ package train
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 type Method string
 
 const (
-	// Jarzynski is the Jarzynski-weighted SMC estimator of SPEC §2.
+	// Jarzynski is the Jarzynski-weighted SMC estimator of docs/METHOD.md §2.
 	Jarzynski Method = "jarzynski"
 	// PCD is persistent contrastive divergence: same walkers, uniform weights.
 	PCD Method = "pcd"
@@ -174,16 +175,20 @@ func LoadConfig(file string, sets []string) (Config, error) {
 		if src == "" {
 			src = "defaults"
 		}
+		var ke *config.KeyError
+		if errors.As(err, &ke) {
+			return c, config.InFile(err, src)
+		}
 		return c, fmt.Errorf("%w (config %s)", err, src)
 	}
 	return c, nil
 }
 
-// Validate reports the first invalid field, by key.
+// Validate reports the first invalid field: a *config.KeyError naming its
+// key (File empty; LoadConfig fills it in), or for the model spec an error
+// of package models.
 func (c *Config) Validate() error {
-	bad := func(key string, format string, a ...any) error {
-		return fmt.Errorf("train: %s %s", key, fmt.Sprintf(format, a...))
-	}
+	bad := config.Errorf
 	switch c.Method {
 	case Jarzynski, PCD, CD:
 	default:
@@ -219,7 +224,7 @@ func (c *Config) Validate() error {
 		return bad("data.batch", "must be in [0, data.n=%d], got %d", c.Data.N, c.Data.Batch)
 	}
 	if _, err := c.Data.Teacher.Normalized(c.Model.Dim); err != nil {
-		return fmt.Errorf("train: data.%w", trimPkg(err))
+		return teacherError(err)
 	}
 	if c.Walkers.N <= 0 {
 		return bad("walkers.n", "must be > 0, got %d", c.Walkers.N)
@@ -318,13 +323,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func trimPkg(err error) error {
-	s := err.Error()
-	const p = "datasets: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return fmt.Errorf("%s", s[len(p):])
+// teacherError is the error for a teacher that datasets refuses: a
+// *config.KeyError with the field's key under "data.teacher.".
+func teacherError(err error) error {
+	var te *datasets.TeacherError
+	if errors.As(err, &te) {
+		return &config.KeyError{Key: "data.teacher." + te.Field, Msg: te.Msg}
 	}
-	return err
+	return fmt.Errorf("train: data.teacher: %w", err)
 }
 
 func prodInts(s []int) int {

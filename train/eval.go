@@ -192,61 +192,38 @@ func (e *walkerEval[T]) run(u []float64, grad []T) error {
 	return nil
 }
 
-// paramGrad computes the parameter gradient of the weighted loss
-// L = mean_b U(data_b) − Σ_i w_i U(X_i) for fixed batch sizes, and the mean
-// energy of the data batch.
+// paramGrad computes the gradient of the data term of the loss,
+// mean_b U(data_b), for a fixed batch size, and the mean energy of the
+// batch. The walker term −Σ_i w_i ∂θU(X_i) comes from the walker graph's
+// caches (walkerEval.weightedParamGrad), so the walkers are evaluated once
+// per iteration.
 type paramGrad[T Float] struct {
-	Walkers []T // n×d
-	Weights []T // n
-	Data    []T // b×d
-	d       int
-	quad    quadratic
-	uData   *G.Node
-	grads   G.Nodes
-	vm      G.VM
+	Data  []T // b×d
+	d     int
+	quad  quadratic
+	uData *G.Node
+	grads G.Nodes
+	vm    G.VM
 }
 
-// walkers, when non-nil, is shared as the walker input (e.g. a walkerEval's X).
-// With n = 0 the loss is the data term alone (the walker term then comes from
-// walkerEval.weightedParamGrad).
-func newParamGrad[T Float](ps *paramSet[T], n, b int, walkers []T, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
+func newParamGrad[T Float](ps *paramSet[T], b int, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
-	var xw, wt *G.Node
-	var ws, wts []T
-	if n > 0 {
-		xw, ws = inputMatrix[T](g, "walkers", n, d, walkers)
-		wt, wts = inputVector[T](g, "weights", n)
-	}
 	xd, ds := inputMatrix[T](g, "data", b, d, nil)
 	ud, err := energyNode[T](g, ps.spec, params, xd, b, nil)
 	if err != nil {
 		return nil, err
 	}
-	var e error
-	must := func(nd *G.Node, err error) *G.Node {
-		if err != nil && e == nil {
-			e = err
-		}
-		return nd
-	}
-	loss := must(G.Mean(ud))
-	if n > 0 {
-		uw, err := energyNode[T](g, ps.spec, params, xw, n, nil)
-		if err != nil {
-			return nil, err
-		}
-		loss = must(G.Sub(loss, must(G.Sum(must(G.HadamardProd(uw, wt))))))
-	}
-	if e != nil {
-		return nil, fmt.Errorf("train: building loss: %w", e)
+	loss, err := G.Mean(ud)
+	if err != nil {
+		return nil, fmt.Errorf("train: building loss: %w", err)
 	}
 	grads, err := G.Grad(loss, params...)
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating the loss: %w", err)
 	}
-	return &paramGrad[T]{Walkers: ws, Weights: wts, Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g, vmOpts...)}, nil
+	return &paramGrad[T]{Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g, vmOpts...)}, nil
 }
 
 // run evaluates the loss gradient into grads (one slice per parameter tensor)

@@ -2,11 +2,10 @@ package train
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/jarzyn/jarzyn/datasets"
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // Evaluation is what can be said of the model exactly (or by quadrature)
@@ -60,7 +59,7 @@ func meanEnergy(p *models.Params, data []float64) float64 {
 	d := p.Spec.Dim
 	n := len(data) / d
 	u := make([]float64, n)
-	parallelRange(n, func(lo, hi int) {
+	smc.For(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			u[i] = p.Energy(data[i*d:(i+1)*d], nil)
 		}
@@ -102,7 +101,7 @@ func quadrature2D(p *models.Params, teacher datasets.Teacher, data []float64, gr
 	dy := (hi[1] - lo[1]) / float64(grid)
 	negU := make([]float64, grid*grid)
 	cell := make([]int, grid*grid)
-	parallelRange(grid, func(a, b int) {
+	smc.For(grid, func(a, b int) {
 		x := make([]float64, 2)
 		for i := a; i < b; i++ {
 			for j := 0; j < grid; j++ {
@@ -119,23 +118,4 @@ func quadrature2D(p *models.Params, teacher datasets.Teacher, data []float64, gr
 		masses[cell[i]] += math.Exp(v - lse)
 	}
 	return lse + math.Log(dx*dy), masses
-}
-
-// parallelRange splits [0, n) over GOMAXPROCS goroutines.
-func parallelRange(n int, f func(lo, hi int)) {
-	w := runtime.GOMAXPROCS(0)
-	if w > n {
-		w = n
-	}
-	if w <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for k := 0; k < w; k++ {
-		lo, hi := k*n/w, (k+1)*n/w
-		wg.Add(1)
-		go func() { defer wg.Done(); f(lo, hi) }()
-	}
-	wg.Wait()
 }

@@ -2,12 +2,13 @@ package train
 
 import (
 	"fmt"
-	_ "github.com/jarzyn/jarzyn/internal/blas"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	_ "github.com/jarzyn/jarzyn/internal/blas"
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
 
 // Float is the element type the graphs run in.
@@ -205,7 +206,7 @@ func quadraticOf(spec models.Spec) quadratic {
 // add adds the quadratic to u (length n) and, when grad is non-nil, its
 // gradient to grad (n×d), for points x (n×d).
 func addQuadratic[T Float](q quadratic, x []T, d int, u []float64, grad []T) {
-	parallelRange(len(u), func(lo, hi int) {
+	smc.For(len(u), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			row := x[i*d : (i+1)*d]
 			s := 0.0

@@ -1,89 +1,26 @@
 package train
 
 import (
-	"encoding/csv"
 	"fmt"
 	"image/color"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/jarzyn/jarzyn/datasets"
+	"github.com/jarzyn/jarzyn/internal/report"
 	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
 )
-
-// readMetrics loads metrics.csv as columns.
-func readMetrics(path string) (map[string][]float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("train: %s is empty", path)
-	}
-	cols := map[string][]float64{}
-	for _, r := range recs[1:] {
-		for j, name := range recs[0] {
-			v := math.NaN()
-			if j < len(r) && r[j] != "" {
-				v, _ = strconv.ParseFloat(r[j], 64)
-			}
-			cols[name] = append(cols[name], v)
-		}
-	}
-	return cols, nil
-}
-
-var plotColors = []color.Color{
-	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
-	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
-}
-
-// series returns the (iter, value) points of a column, skipping blanks.
-func series(cols map[string][]float64, name string) plotter.XYs {
-	var xy plotter.XYs
-	for i, v := range cols[name] {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			xy = append(xy, plotter.XY{X: cols["iter"][i], Y: v})
-		}
-	}
-	return xy
-}
-
-func addLine(p *plot.Plot, xy plotter.XYs, label string, c color.Color, dashed bool) error {
-	if len(xy) == 0 {
-		return nil
-	}
-	l, err := plotter.NewLine(xy)
-	if err != nil {
-		return err
-	}
-	l.Color = c
-	l.Width = vg.Points(1.5)
-	if dashed {
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	}
-	p.Add(l)
-	if label != "" {
-		p.Legend.Add(label, l)
-	}
-	return nil
-}
 
 // writePlots draws masses.png, kl.png and ess.png from metrics.csv, and for
 // 2-D data energy.png: the model density with the walkers on top.
 func writePlots(dir string, params *models.Params, teacher datasets.Teacher, data, walkers []float64, grid int) error {
-	cols, err := readMetrics(filepath.Join(dir, MetricsFile))
+	cols, err := report.ReadMetrics(filepath.Join(dir, MetricsFile))
 	if err != nil {
 		return err
 	}
@@ -92,7 +29,7 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 		return err
 	}
 	first, last := 0.0, 1.0
-	if it := cols["iter"]; len(it) > 0 {
+	if it := cols[report.IterColumn]; len(it) > 0 {
 		first, last = it[0], it[len(it)-1]
 	}
 	// masses over training, with the teacher's as dashed lines
@@ -100,11 +37,11 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 	p.Title.Text = "model mass per teacher mode"
 	p.X.Label.Text, p.Y.Label.Text = "iteration", "mass"
 	for j, w := range teacher.Masses {
-		c := plotColors[j%len(plotColors)]
-		if err := addLine(p, series(cols, fmt.Sprintf("mass_%d", j)), fmt.Sprintf("mode %d", j), c, false); err != nil {
+		c := report.Colors[j%len(report.Colors)]
+		if err := report.AddLine(p, cols.Series(fmt.Sprintf("mass_%d", j)), fmt.Sprintf("mode %d", j), c, false); err != nil {
 			return err
 		}
-		if err := addLine(p, plotter.XYs{{X: first, Y: w}, {X: last, Y: w}}, "", c, true); err != nil {
+		if err := report.AddLine(p, plotter.XYs{{X: first, Y: w}, {X: last, Y: w}}, "", c, true); err != nil {
 			return err
 		}
 	}
@@ -112,11 +49,11 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(out, "masses.png")); err != nil {
 		return err
 	}
-	if err := twoLinePlot(cols, filepath.Join(out, "kl.png"), "KL(ρ* ‖ ρθ): exact vs estimated from the weights", "nats",
+	if err := report.TwoLines(cols, filepath.Join(out, "kl.png"), "KL(ρ* ‖ ρθ): exact vs estimated from the weights", "nats",
 		[2]string{"exact_kl", "estimated_kl"}, [2]string{"exact", "estimated"}, false); err != nil {
 		return err
 	}
-	if err := twoLinePlot(cols, filepath.Join(out, "ess.png"), "effective sample size / N", "ESS/N",
+	if err := report.TwoLines(cols, filepath.Join(out, "ess.png"), "effective sample size / N", "ESS/N",
 		[2]string{"ess", "ess_monitor"}, [2]string{"walkers", "monitor walkers"}, true); err != nil {
 		return err
 	}
@@ -124,23 +61,6 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 		return energyPlot(filepath.Join(out, "energy.png"), params, teacher, data, walkers, grid)
 	}
 	return nil
-}
-
-// twoLinePlot draws two metrics columns against the iteration (the second
-// dashed); unit fixes the y range to [0, 1].
-func twoLinePlot(cols map[string][]float64, path, title, yLabel string, columns, labels [2]string, unit bool) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text, p.Y.Label.Text = "iteration", yLabel
-	for i := range columns {
-		if err := addLine(p, series(cols, columns[i]), labels[i], plotColors[i], i == 1); err != nil {
-			return err
-		}
-	}
-	if unit {
-		p.Y.Min, p.Y.Max = 0, 1
-	}
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
 }
 
 // densityGrid is e^{-U} normalised on a grid, for a heat map.
@@ -159,7 +79,7 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 	lo, hi := quadratureBox(teacher, data)
 	n := min(grid, 200)
 	g := densityGrid{lo: lo, step: [2]float64{(hi[0] - lo[0]) / float64(n), (hi[1] - lo[1]) / float64(n)}, n: n, z: make([]float64, n*n)}
-	parallelRange(n, func(a, b int) {
+	smc.For(n, func(a, b int) {
 		for c := a; c < b; c++ {
 			for r := 0; r < n; r++ {
 				g.z[c*n+r] = -params.Energy([]float64{g.X(c), g.Y(r)}, nil)
@@ -208,36 +128,6 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 	}
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = lo[0], hi[0], lo[1], hi[1]
 	return p.Save(6*vg.Inch, 6*vg.Inch, path)
-}
-
-// CompareRuns draws one column of several runs' metrics.csv on one plot
-// (e.g. mass_0 of jarzynski, pcd and cd), with an optional horizontal target.
-func CompareRuns(runs, labels []string, column, title, yLabel string, target float64, out string) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text, p.Y.Label.Text = "iteration", yLabel
-	last := 0.0
-	for i, dir := range runs {
-		cols, err := readMetrics(filepath.Join(dir, MetricsFile))
-		if err != nil {
-			return err
-		}
-		xy := series(cols, column)
-		if len(xy) == 0 {
-			return fmt.Errorf("train: %s has no values in column %q", dir, column)
-		}
-		last = math.Max(last, xy[len(xy)-1].X)
-		if err := addLine(p, xy, labels[i], plotColors[i%len(plotColors)], false); err != nil {
-			return err
-		}
-	}
-	if !math.IsNaN(target) {
-		addLine(p, plotter.XYs{{X: 0, Y: target}, {X: last, Y: target}}, "target", color.Gray{Y: 90}, true)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	return p.Save(7*vg.Inch, 4*vg.Inch, out)
 }
 
 // whiteToRed is a 64-colour palette from white (low density) to dark red.

@@ -77,7 +77,6 @@ const (
 	ConfigFile    = "config.yaml"
 	MetricsFile   = "metrics.csv"
 	SummaryFile   = "summary.json"
-	WeightsFile   = "model.weights"
 	CheckpointDir = "checkpoints"
 	LatestCkpt    = "latest.ckpt"
 	PlotsDir      = "plots"
@@ -198,9 +197,7 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	if err := atomicfile.WriteFile(filepath.Join(dir, SummaryFile), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
-	meta := t.exportMeta()
-	meta["iteration"] = strconv.Itoa(t.iter)
-	if err := models.WriteParams(filepath.Join(dir, WeightsFile), t.ps.params(), meta); err != nil {
+	if err := models.WriteParams(filepath.Join(dir, models.WeightsFile), t.ps.params(), t.exportMeta()); err != nil {
 		return nil, err
 	}
 	if cfg.Log.Plots {

@@ -16,7 +16,7 @@ import (
 	"github.com/jarzyn/jarzyn/smc"
 )
 
-// SPEC §7.3: the gorgonia gradient of L = mean U(data) − Σ w_i U(X_i) with
+// docs/METHOD.md §7.3: the gorgonia gradient of L = mean U(data) − Σ w_i U(X_i) with
 // respect to every parameter, against central differences of the float64
 // reference energy.
 func TestParamGradFiniteDifference(t *testing.T) {
@@ -26,20 +26,27 @@ func TestParamGradFiniteDifference(t *testing.T) {
 			const n, b = 9, 6
 			d := tc.spec.Dim
 			ps := newParamSet[float64](p)
-			pg, err := newParamGrad[float64](ps, n, b, nil)
+			pg, err := newParamGrad[float64](ps, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			we, err := newWalkerEval[float64](ps, n, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(2, 2))
-			for i := range pg.Walkers {
-				pg.Walkers[i] = 1.5 * rng.NormFloat64()
+			for i := range we.X {
+				we.X[i] = 1.5 * rng.NormFloat64()
 			}
 			for i := range pg.Data {
 				pg.Data[i] = 1.5 * rng.NormFloat64()
 			}
-			for i := range pg.Weights {
-				pg.Weights[i] = rng.Float64() / n
+			weights := make([]float64, n)
+			for i := range weights {
+				weights[i] = rng.Float64() / n
 			}
+			// the training path: the data-term graph, plus the walker term
+			// from the walker graph's caches
 			grads := make([][]float64, len(ps.data))
 			for k := range grads {
 				grads[k] = make([]float64, len(ps.data[k]))
@@ -48,53 +55,26 @@ func TestParamGradFiniteDifference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := we.run(make([]float64, n), make([]float64, n*d)); err != nil {
+				t.Fatal(err)
+			}
+			c := make([]float64, n)
+			for i := range c {
+				c[i] = -weights[i]
+			}
+			we.weightedParamGrad(c, grads)
 			loss := func(q *models.Params) (l, mu float64) {
 				for i := 0; i < b; i++ {
 					mu += q.Energy(pg.Data[i*d:(i+1)*d], nil) / b
 				}
 				l = mu
 				for i := 0; i < n; i++ {
-					l -= pg.Weights[i] * q.Energy(pg.Walkers[i*d:(i+1)*d], nil)
+					l -= weights[i] * q.Energy(we.X[i*d:(i+1)*d], nil)
 				}
 				return l, mu
 			}
 			if _, mu := loss(p); math.Abs(mu-meanU) > 1e-10*math.Max(1, math.Abs(mu)) {
 				t.Fatalf("mean data energy %v, reference %v", meanU, mu)
-			}
-			{
-				// the fused path: data-only loss graph + walker caches
-				dg, err := newParamGrad[float64](ps, 0, b, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				copy(dg.Data, pg.Data)
-				we, err := newWalkerEval[float64](ps, n, true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				copy(we.X, pg.Walkers)
-				if err := we.run(make([]float64, n), make([]float64, n*d)); err != nil {
-					t.Fatal(err)
-				}
-				fused := make([][]float64, len(grads))
-				for k := range fused {
-					fused[k] = make([]float64, len(grads[k]))
-				}
-				if _, err := dg.run(fused); err != nil {
-					t.Fatal(err)
-				}
-				c := make([]float64, n)
-				for i := range c {
-					c[i] = -pg.Weights[i]
-				}
-				we.weightedParamGrad(c, fused)
-				for k := range fused {
-					for i := range fused[k] {
-						if math.Abs(fused[k][i]-grads[k][i]) > 1e-10*math.Max(1, math.Abs(grads[k][i])) {
-							t.Fatalf("fused gradient %s[%d] = %v, two-graph %v", p.Tensors[k].Name, i, fused[k][i], grads[k][i])
-						}
-					}
-				}
 			}
 			for k, tensor := range p.Tensors {
 				for i := range tensor.Data {
@@ -163,43 +143,137 @@ func gmmTestConfig() Config {
 	return c
 }
 
-// SPEC §7.4: log Ẑ is continuous across a resampling and the cached energies
-// and gradients travel with their walkers.
+// docs/METHOD.md §7.4: resampling degenerate weights keeps
+// log Ẑ, moves it into LogZRef and zeroes the log-weights, and every
+// per-walker array travels with its walker: positions, cached energies and
+// gradients, and the walker graph's per-layer caches (which the next
+// parameter gradient reads). Each case is a fresh population with its own
+// non-uniform weights and random parameters (an MLP's initial last layer is
+// zero, which would leave its layer caches zero).
 func TestResampleBookkeeping(t *testing.T) {
-	cfg := gmmTestConfig()
-	cfg.Walkers.N = 300
-	tr, err := newTrainer[float64](cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.initFresh(); err != nil {
-		t.Fatal(err)
-	}
-	pop := tr.pop
-	rng := rand.New(rand.NewPCG(4, 4))
-	for i := range pop.A {
-		pop.A[i] = 2 * rng.NormFloat64()
-	}
-	before := pop.logZ()
-	for _, scheme := range []string{"systematic", "multinomial"} {
-		pop.resample(smc.Scheme(scheme), rng)
-		if after := pop.logZ(); math.Abs(after-before) > 1e-12 {
-			t.Fatalf("%s: log Ẑ jumped from %v to %v", scheme, before, after)
-		}
-		u, g := append([]float64(nil), pop.U...), append([]float64(nil), pop.G...)
-		if err := pop.evaluate(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range u {
-			if u[i] != pop.U[i] {
-				t.Fatalf("%s: cached energy of walker %d is %v, its position has %v", scheme, i, u[i], pop.U[i])
+	mlp := models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{6, 5}, Activation: models.SiLU, BaseStd: 3}
+	gmm := gmmTestConfig().Model.Spec
+	for _, tc := range []struct {
+		scheme string
+		spec   models.Spec
+	}{
+		{"systematic", gmm}, {"multinomial", gmm}, {"systematic", mlp}, {"multinomial", mlp},
+	} {
+		t.Run(tc.scheme+"/"+string(tc.spec.Family), func(t *testing.T) {
+			cfg := gmmTestConfig()
+			cfg.Walkers.N = 300
+			cfg.Model.Spec, cfg.Model.MeanOverrides, cfg.Optimizer.Frozen = tc.spec, nil, nil
+			tr, err := newTrainer[float64](cfg)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		for i := range g {
-			if g[i] != pop.G[i] {
-				t.Fatalf("%s: cached gradient entry %d is %v, its position has %v", scheme, i, g[i], pop.G[i])
+			if err := tr.initFresh(); err != nil {
+				t.Fatal(err)
 			}
-		}
+			tr.ps.set(testParams(t, tc.spec, 3))
+			pop := tr.pop
+			if err := pop.evaluate(); err != nil {
+				t.Fatal(err)
+			}
+			n, d := pop.N(), pop.Dim()
+			rng := rand.New(rand.NewPCG(4, 4))
+			for i := range pop.A {
+				pop.A[i] = 2 * rng.NormFloat64()
+			}
+			if ess := pop.ESS(); ess > 0.5 {
+				t.Fatalf("ESS fraction %v: the weights should be degenerate", ess)
+			}
+			p := append([]float64(nil), pop.Weights()...)
+			x0, u0, g0 := append([]float64(nil), pop.X...), append([]float64(nil), pop.U...), append([]float64(nil), pop.G...)
+			row := map[[2]float64]int{}
+			for i := 0; i < n; i++ {
+				row[[2]float64{x0[i*d], x0[i*d+1]}] = i
+			}
+			before := pop.LogZ()
+
+			pop.Resample(smc.Scheme(tc.scheme), rng)
+
+			if after := pop.LogZ(); math.Abs(after-before) > 1e-12*math.Max(1, math.Abs(before)) || pop.LogZRef != before {
+				t.Fatalf("log Ẑ %v before, %v after (LogZRef %v)", before, after, pop.LogZRef)
+			}
+			for i, a := range pop.A {
+				if a != 0 {
+					t.Fatalf("log-weight %d is %v after resampling", i, a)
+				}
+			}
+			if pop.Resamplings != 1 {
+				t.Fatalf("%d resamplings counted, want 1", pop.Resamplings)
+			}
+			// each walker is a copy of an ancestor, with the ancestor's caches
+			copies := make([]int, n)
+			for i := 0; i < n; i++ {
+				a, ok := row[[2]float64{pop.X[i*d], pop.X[i*d+1]}]
+				if !ok {
+					t.Fatalf("walker %d at %v is no walker of before the resampling", i, pop.X[i*d:i*d+d])
+				}
+				copies[a]++
+				if pop.U[i] != u0[a] {
+					t.Fatalf("walker %d (ancestor %d): cached energy %v, the ancestor's %v", i, a, pop.U[i], u0[a])
+				}
+				for k := 0; k < d; k++ {
+					if pop.G[i*d+k] != g0[a*d+k] {
+						t.Fatalf("walker %d (ancestor %d): cached gradient %v, the ancestor's %v", i, a, pop.G[i*d:i*d+d], g0[a*d:a*d+d])
+					}
+				}
+			}
+			distinct := 0
+			for j, c := range copies {
+				if c > 0 {
+					distinct++
+				}
+				// systematic resampling gives walker j ⌊N·p_j⌋ or ⌈N·p_j⌉ copies
+				if np := float64(n) * p[j]; tc.scheme == "systematic" && (float64(c) < math.Floor(np-1e-9) || float64(c) > math.Ceil(np+1e-9)) {
+					t.Fatalf("walker %d with N·p = %v has %d copies", j, np, c)
+				}
+			}
+			if distinct > n/2 {
+				t.Fatalf("%d distinct ancestors of %d walkers: the degenerate weights were not resampled", distinct, n)
+			}
+			// the layer caches moved too: the walker part of the parameter
+			// gradient from them equals one from a fresh evaluation at the
+			// resampled positions, as do the energies and gradients
+			c := make([]float64, n)
+			for i := range c {
+				c[i] = rng.NormFloat64()
+			}
+			zeros := func() [][]float64 {
+				z := make([][]float64, len(tr.ps.data))
+				for k := range z {
+					z[k] = make([]float64, len(tr.ps.data[k]))
+				}
+				return z
+			}
+			cached, fresh := zeros(), zeros()
+			pop.eval.weightedParamGrad(c, cached)
+			u, g := append([]float64(nil), pop.U...), append([]float64(nil), pop.G...)
+			if err := pop.evaluate(); err != nil {
+				t.Fatal(err)
+			}
+			pop.eval.weightedParamGrad(c, fresh)
+			for k := range fresh {
+				for i := range fresh[k] {
+					if math.Abs(cached[k][i]-fresh[k][i]) > 1e-10*math.Max(1, math.Abs(fresh[k][i])) {
+						t.Fatalf("parameter gradient %s[%d] from the resampled caches %v, from a fresh evaluation %v",
+							tr.ps.shapes[k].Name, i, cached[k][i], fresh[k][i])
+					}
+				}
+			}
+			for i := range u {
+				if math.Abs(u[i]-pop.U[i]) > 1e-12*math.Max(1, math.Abs(u[i])) {
+					t.Fatalf("cached energy of walker %d is %v, its position has %v", i, u[i], pop.U[i])
+				}
+			}
+			for i := range g {
+				if math.Abs(g[i]-pop.G[i]) > 1e-12*math.Max(1, math.Abs(g[i])) {
+					t.Fatalf("cached gradient entry %d is %v, its position has %v", i, g[i], pop.G[i])
+				}
+			}
+		})
 	}
 }
 

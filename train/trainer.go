@@ -77,7 +77,7 @@ func newTrainer[T Float](cfg Config) (*trainer[T], error) {
 	t := &trainer[T]{cfg: cfg}
 	teacher, err := cfg.Data.Teacher.Normalized(cfg.Model.Dim)
 	if err != nil {
-		return nil, fmt.Errorf("train: data.%w", trimPkg(err))
+		return nil, teacherError(err)
 	}
 	t.teacher = teacher
 	// the data set has its own stream, so it never depends on other settings
@@ -134,7 +134,7 @@ func (t *trainer[T]) initFresh() error {
 		} else {
 			sampleModel(p, pop.X, t.rng)
 		}
-		pop.logZref = logZ0
+		pop.LogZRef = logZ0
 		if err := pop.evaluate(); err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (t *trainer[T]) build(p *models.Params) error {
 		}
 	}
 	// data term only: the walker term comes from the walker machine's caches
-	if t.pg, err = newParamGrad[T](t.ps, 0, t.batch, nil, deviceVMOpts(cfg.Device)...); err != nil {
+	if t.pg, err = newParamGrad[T](t.ps, t.batch, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if t.batch == cfg.Data.N {
@@ -217,7 +217,7 @@ func sampleModel[T Float](p *models.Params, x []T, rng *rand.Rand) {
 
 func (t *trainer[T]) walkersFromData(pop *population[T]) {
 	d := t.cfg.Model.Dim
-	for i := 0; i < pop.n; i++ {
+	for i := 0; i < pop.N(); i++ {
 		j := t.rng.IntN(t.cfg.Data.N)
 		copy(pop.X[i*d:(i+1)*d], t.dataT[j*d:(j+1)*d])
 	}
@@ -269,12 +269,10 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		}
 		t.takeSnapshot()
 		// 1–2: weighted parameter gradient at (θ_k, X_k)
-		coef := t.pop.p
-		if weighted {
-			t.pop.weights()
-		} else {
+		coef := t.pop.Weights()
+		if !weighted {
 			for i := range coef {
-				coef[i] = 1 / float64(t.pop.n)
+				coef[i] = 1 / float64(t.pop.N())
 			}
 		}
 		if t.batch < cfg.Data.N {
@@ -308,7 +306,7 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		// 3–4: ULA at the old parameters, update θ, evaluate at θ_{k+1}, reweight
 		for j := 0; j < cfg.Walkers.ULASteps; j++ {
 			for _, pop := range t.pops() {
-				pop.move(hStep, t.rng)
+				pop.Move(hStep, t.rng.Uint64())
 			}
 			if j == cfg.Walkers.ULASteps-1 {
 				t.opt.step(t.ps.data, t.grads, t.lrFactor(k))
@@ -318,12 +316,12 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 					return err
 				}
 				if weighted || pop == t.mon {
-					pop.reweight(hStep)
+					pop.Reweight(hStep)
 				}
 			}
 		}
 		for _, pop := range t.pops() {
-			if err := pop.checkFinite(weighted || pop == t.mon); err != nil {
+			if err := pop.CheckFinite(weighted || pop == t.mon); err != nil {
 				t.restoreSnapshot()
 				return t.fail(h, err)
 			}
@@ -331,8 +329,8 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		// 6: resampling
 		if cfg.Resample.Threshold > 0 && k+1 >= cfg.Resample.Warmup {
 			for _, pop := range t.pops() {
-				if (weighted || pop == t.mon) && pop.ess() < cfg.Resample.Threshold {
-					pop.resample(smc.Scheme(cfg.Resample.Scheme), t.rng)
+				if (weighted || pop == t.mon) && pop.ESS() < cfg.Resample.Threshold {
+					pop.Resample(smc.Scheme(cfg.Resample.Scheme), t.rng)
 				}
 			}
 		}
@@ -374,10 +372,10 @@ func (t *trainer[T]) takeSnapshot() {
 	s.v = cloneFloats2(t.opt.v, s.v)
 	s.t = t.opt.t
 	s.A = append(s.A[:0], t.pop.A...)
-	s.logZref = t.pop.logZref
+	s.logZref = t.pop.LogZRef
 	if t.mon != nil {
 		s.monA = append(s.monA[:0], t.mon.A...)
-		s.monLogZref = t.mon.logZref
+		s.monLogZref = t.mon.LogZRef
 	}
 	s.rng, _ = t.pcg.MarshalBinary()
 	if t.cfg.Walkers.ULASteps > 1 {
@@ -411,15 +409,13 @@ func (t *trainer[T]) restoreSnapshot() {
 			copy(pop.G, s.G[i])
 			continue
 		}
-		copy(pop.X, pop.Xold)
-		pop.U, pop.Uold = pop.Uold, pop.U
-		pop.G, pop.Gold = pop.Gold, pop.G
+		pop.Undo()
 	}
 	copy(t.pop.A, s.A)
-	t.pop.logZref = s.logZref
+	t.pop.LogZRef = s.logZref
 	if t.mon != nil {
 		copy(t.mon.A, s.monA)
-		t.mon.logZref = s.monLogZref
+		t.mon.LogZRef = s.monLogZref
 	}
 	t.pcg.UnmarshalBinary(s.rng)
 }
@@ -436,11 +432,11 @@ func cloneFloats2(src, dst [][]float64) [][]float64 {
 
 // metrics assembles the row for the current state (start of iteration t.iter).
 func (t *trainer[T]) metrics(start time.Time, eval bool) row {
-	r := row{Iter: t.iter, Seconds: t.elapsed + time.Since(start).Seconds(), Resamplings: t.pop.resamplings,
-		MeanUData: t.lastMeanUData, GradNorm: t.lastGradNorm, ESS: t.pop.ess(),
+	r := row{Iter: t.iter, Seconds: t.elapsed + time.Since(start).Seconds(), Resamplings: t.pop.Resamplings,
+		MeanUData: t.lastMeanUData, GradNorm: t.lastGradNorm, ESS: t.pop.ESS(),
 		LogZ: math.NaN(), CE: math.NaN(), MonLogZ: math.NaN(), MonCE: math.NaN(), MonESS: math.NaN()}
 	if t.cfg.Method == Jarzynski {
-		r.LogZ = t.pop.logZ()
+		r.LogZ = t.pop.LogZ()
 		r.CE = r.LogZ + r.MeanUData
 	} else {
 		r.ESS = 1
@@ -449,11 +445,11 @@ func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 	for _, u := range t.pop.U {
 		s += u
 	}
-	r.MeanUWalk = s / float64(t.pop.n)
+	r.MeanUWalk = s / float64(t.pop.N())
 	if t.mon != nil {
-		r.MonLogZ = t.mon.logZ()
+		r.MonLogZ = t.mon.LogZ()
 		r.MonCE = r.MonLogZ + r.MeanUData
-		r.MonESS = t.mon.ess()
+		r.MonESS = t.mon.ESS()
 	}
 	if eval || t.cfg.Model.Family == models.GMM {
 		ev := evaluate(t.ps.params(), t.teacher, t.data, t.cfg.Log.Grid, r.MeanUData, t.logRhoStar, t.batch == t.cfg.Data.N)

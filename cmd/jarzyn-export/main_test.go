@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jarzyn/jarzyn/export"
 	"github.com/jarzyn/jarzyn/models"
 )
 
@@ -48,8 +49,8 @@ func TestExportAgainstTrainingEngine(t *testing.T) {
 			}
 			out := filepath.Join(dir, "model.onnx")
 			var stdout, stderr bytes.Buffer
-			if err := run(context.Background(), []string{"--run", dir, "--out", out}, &stdout, &stderr); err != nil {
-				t.Fatalf("%v\n%s", err, stderr.String())
+			if code := run(context.Background(), []string{"--run", dir, "--out", out}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d\n%s", code, stderr.String())
 			}
 			t.Log(strings.TrimSpace(stdout.String()))
 			if _, err := os.Stat(out); err != nil {
@@ -62,11 +63,70 @@ func TestExportAgainstTrainingEngine(t *testing.T) {
 	}
 }
 
-func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"--bogus"}, {"--out", "x.onnx"}, {"--run", "d", "--out", "o", "extra"}} {
-		var stdout, stderr bytes.Buffer
-		if err := run(context.Background(), args, &stdout, &stderr); err == nil {
-			t.Errorf("%q: no error", args)
+// TestExitCodes pins the exit status convention (internal/cli): 0 for
+// success and -h, 2 for usage errors with a one-line hint, 1 for failures.
+func TestExitCodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p, err := models.InitMLP(models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{4}, Activation: models.SiLU, BaseStd: 1}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDir := t.TempDir()
+	if err := models.WriteParams(filepath.Join(runDir, "model.weights"), p, map[string]string{"step_size": "0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "model.onnx")
+	// a reference that disagrees with the model: the parity check must fail
+	wrong := func(p *models.Params, x []float64, n int, dtype string) ([]float64, []float64, error) {
+		u, g, err := export.ModelsReference(p, x, n, dtype)
+		for i := range u {
+			u[i] += 1
 		}
+		return u, g, err
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		ref    export.Reference
+		code   int
+		stderr []string // substrings of stderr
+	}{
+		{"help", []string{"-h"}, nil, 0, []string{"usage: jarzyn-export", "-out"}},
+		{"long help", []string{"--help"}, nil, 0, []string{"usage: jarzyn-export"}},
+		{"unknown flag", []string{"--bogus"}, nil, 2, []string{"-bogus", "Run 'jarzyn-export --help' for usage."}},
+		{"bad flag value", []string{"--run", runDir, "--out", out, "--n", "many"}, nil, 2, []string{"-n", "Run 'jarzyn-export --help'"}},
+		{"n too small", []string{"--run", runDir, "--out", out, "--n", "1"}, nil, 2, []string{"--n must be ≥ 2"}},
+		{"missing out", []string{"--run", runDir}, nil, 2, []string{"--out FILE is required", "Run 'jarzyn-export --help'"}},
+		{"missing run", []string{"--out", out}, nil, 2, []string{"--run DIR or --checkpoint FILE is required"}},
+		{"unexpected argument", []string{"--run", runDir, "--out", out, "extra"}, nil, 2, []string{`unexpected arguments ["extra"]`, "Run 'jarzyn-export --help'"}},
+		{"run dir does not exist", []string{"--run", filepath.Join(dir, "nope"), "--out", out}, nil, 1, []string{"jarzyn-export: ", "nope"}},
+		{"parity failure", []string{"--run", runDir, "--out", out}, wrong, 1, []string{"parity check failed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.ref != nil {
+				defer func(r export.Reference) { reference = r }(reference)
+				reference = tc.ref
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
+				}
+			}
+			if tc.code == 2 && strings.Contains(stderr.String(), "Flags:") {
+				t.Errorf("a usage error printed the whole usage: %q", stderr.String())
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q", stdout.String())
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s written", out)
+			}
+		})
 	}
 }

@@ -3,13 +3,19 @@
 //
 //	jarzyn-train --config FILE [--out DIR] [--set key=value]...
 //	jarzyn-train --resume DIR [--set iterations=N]...
+//
+// Exit status: 0 on success, 2 for a usage error (bad flag, missing --config,
+// extra arguments, an unknown config key or a refused value), 1 when the run
+// fails (an unreadable config file or run dir, a diverging run, I/O errors),
+// 130 after SIGINT/SIGTERM once a checkpoint to resume from is written.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,8 +23,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jarzyn/jarzyn/internal/cli"
 	"github.com/jarzyn/jarzyn/train"
 )
+
+const name = "jarzyn-train"
 
 type multiFlag []string
 
@@ -26,69 +35,73 @@ func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() {
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run() int {
+// run is the command line (args without the program name); it returns the
+// exit status. When ctx ends the run checkpoints and run returns 130.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	flags := cli.NewFlagSet(name, "usage: jarzyn-train --config FILE [--out DIR] [--set key=value]...\n"+
+		"       jarzyn-train --resume DIR [--set key=value]...\n"+
+		"Environment: JARZYN_<KEY> overrides the file (e.g. JARZYN_WALKERS_N=4096); --set overrides both.", stderr)
 	var (
-		cfgFile = flag.String("config", "", "experiment YAML file (see configs/)")
-		out     = flag.String("out", "", "run dir (default runs/<name>)")
-		resume  = flag.String("resume", "", "continue the run in this dir from its latest checkpoint")
-		printC  = flag.Bool("print-config", false, "print the resolved configuration as YAML and exit")
+		cfgFile = flags.String("config", "", "experiment YAML `file` (see configs/)")
+		out     = flags.String("out", "", "run `dir` (default runs/<name>)")
+		resume  = flags.String("resume", "", "continue the run in this `dir` from its latest checkpoint")
+		printC  = flags.Bool("print-config", false, "print the resolved configuration as YAML and exit")
 		sets    multiFlag
 	)
-	flag.Var(&sets, "set", "override a config key: --set key=value (repeatable; value is YAML)")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: jarzyn-train --config FILE [--out DIR] [--set key=value]...\n       jarzyn-train --resume DIR [--set key=value]...\nEnvironment: JARZYN_<KEY> overrides the file (e.g. JARZYN_WALKERS_N=4096); --set overrides both.\n")
-		flag.PrintDefaults()
+	flags.Var(&sets, "set", "override a config key: --set key=value (repeatable; value is YAML)")
+	if code, ok := cli.Parse(flags, args); !ok {
+		return code
 	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "jarzyn-train: unexpected argument %q\n", flag.Arg(0))
-		return 2
+	if code, ok := cli.NoArgs(flags); !ok {
+		return code
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	file, dir := *cfgFile, *out
 	if *resume != "" {
 		if file != "" {
-			fmt.Fprintln(os.Stderr, "jarzyn-train: --resume reads the run's own config.yaml; drop --config (use --set to change e.g. iterations)")
-			return 2
+			return cli.UsageError(stderr, name, "--resume reads the run's own config.yaml; drop --config (use --set to change e.g. iterations)")
 		}
 		if dir != "" && dir != *resume {
-			fmt.Fprintln(os.Stderr, "jarzyn-train: --resume DIR writes into DIR; drop --out")
-			return 2
+			return cli.UsageError(stderr, name, "--resume DIR writes into DIR; drop --out")
 		}
 		file, dir = filepath.Join(*resume, train.ConfigFile), *resume
 	} else if file == "" && !*printC {
-		fmt.Fprintln(os.Stderr, "jarzyn-train: --config FILE is required (try configs/gmm2d.yaml)")
-		flag.Usage()
-		return 2
+		return cli.UsageError(stderr, name, "--config FILE is required (try configs/gmm2d.yaml)")
 	}
 	cfg, err := train.LoadConfig(file, sets)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "jarzyn-train:", err)
-		return 2
+		// a config file that cannot be read is a failure like any other
+		// unreadable input; a key or value it refuses is a usage error
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return cli.Failure(stderr, name, err)
+		}
+		return cli.UsageError(stderr, name, "%v", err)
 	}
 	if *printC {
 		b, err := cfg.YAML()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "jarzyn-train:", err)
-			return 1
+			return cli.Failure(stderr, name, err)
 		}
-		os.Stdout.Write(b)
-		return 0
+		if _, err := stdout.Write(b); err != nil {
+			return cli.Failure(stderr, name, err)
+		}
+		return cli.ExitOK
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := train.Options{Config: cfg, OutDir: dir, Resume: *resume != "", Logger: log}
 	sum, err := train.Run(ctx, opts)
 	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(os.Stderr, "jarzyn-train: interrupted; resume with: jarzyn-train --resume %s\n", opts.RunDir())
-		return 130
+		fmt.Fprintf(stderr, "%s: interrupted; resume with: jarzyn-train --resume %s\n", name, opts.RunDir())
+		return cli.ExitInterrupted
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "jarzyn-train:", err)
-		return 1
+		return cli.Failure(stderr, name, err)
 	}
 	f := func(p *float64) string {
 		if p == nil {
@@ -96,7 +109,7 @@ func run() int {
 		}
 		return fmt.Sprintf("%.4f", *p)
 	}
-	fmt.Printf("run %s: %d iterations in %.1fs (%.1f it/s); CE estimate %s, exact CE %s, exact KL %s, estimated KL %s, mode masses %.4f (teacher %.4f), resamplings %d\n",
+	fmt.Fprintf(stdout, "run %s: %d iterations in %.1fs (%.1f it/s); CE estimate %s, exact CE %s, exact KL %s, estimated KL %s, mode masses %.4f (teacher %.4f), resamplings %d\n",
 		opts.RunDir(), sum.Iterations, sum.Seconds, sum.ItersPerSecond, f(sum.CEEstimate), f(sum.CE), f(sum.ExactKL), f(sum.EstimatedKL), sum.ModeMasses, sum.Teacher.Masses, sum.Resamplings)
-	return 0
+	return cli.ExitOK
 }

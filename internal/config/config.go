@@ -1,12 +1,13 @@
 // Package config loads typed configuration structs with viper: defaults (the
 // struct's own values) < YAML file < JARZYN_* environment variables <
 // key=value overrides. Keys are the structs' mapstructure tags joined by dots;
-// an unknown key in the file or in an override is an error naming the key and
-// the file.
+// an unknown key in the file or in an override is a *KeyError naming the key
+// and the file.
 package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -16,6 +17,43 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 )
+
+// KeyError is a configuration key that is unknown or whose value is refused.
+// Load returns one for an unknown key; validators (train.Config.Validate)
+// return one for a bad value, and the loader fills in File.
+type KeyError struct {
+	// Key is the dotted key as a YAML file, JARZYN_* variable or --set names
+	// it: "walkers.n", "optimizer.group_lr.w0", "data.teacher.masses[0]".
+	Key string
+	// File is the config file the configuration came from ("defaults" when
+	// there was none); empty when not known.
+	File string
+	// Msg says what is wrong, as a predicate of the key: "is unknown",
+	// "must be > 0, got -3".
+	Msg string
+}
+
+func (e *KeyError) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("config: key %q %s", e.Key, e.Msg)
+	}
+	return fmt.Sprintf("config %s: key %q %s", e.File, e.Key, e.Msg)
+}
+
+// Errorf returns a *KeyError for key with the message format, a.
+func Errorf(key, format string, a ...any) error {
+	return &KeyError{Key: key, Msg: fmt.Sprintf(format, a...)}
+}
+
+// InFile sets the File of err's KeyError, if it has one without a file, and
+// returns err.
+func InFile(err error, file string) error {
+	var ke *KeyError
+	if errors.As(err, &ke) && ke.File == "" {
+		ke.File = file
+	}
+	return err
+}
 
 // EnvPrefix is the prefix of environment overrides: walkers.n ↔ JARZYN_WALKERS_N.
 const EnvPrefix = "JARZYN"
@@ -65,7 +103,7 @@ func Load(file string, sets []string, out any) error {
 			return fmt.Errorf("config: override %q must look like key=value", s)
 		}
 		if !known(k, defaults, open) {
-			return fmt.Errorf("config: unknown key %q in --set %s (config %s); known keys: %s", k, s, src, strings.Join(Keys(out), ", "))
+			return &KeyError{Key: k, File: src, Msg: fmt.Sprintf("(--set %s) is unknown; known keys: %s", s, strings.Join(Keys(out), ", "))}
 		}
 		var parsed any
 		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil {
@@ -74,7 +112,7 @@ func Load(file string, sets []string, out any) error {
 		v.Set(k, parsed)
 	}
 	if err := v.Unmarshal(out); err != nil {
-		return fmt.Errorf("config: %s: %v", src, err)
+		return fmt.Errorf("config %s: %w", src, err)
 	}
 	return nil
 }
@@ -123,7 +161,7 @@ func checkKeys(prefix string, raw map[string]any, defaults map[string]any, open 
 			}
 		}
 		if _, ok := defaults[full]; !ok {
-			return fmt.Errorf("config: unknown key %q in %s", full, file)
+			return &KeyError{Key: full, File: file, Msg: "is unknown"}
 		}
 	}
 	return nil

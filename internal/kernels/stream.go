@@ -29,9 +29,18 @@ func laneState(a, b uint64) [4]uint32 {
 	return s
 }
 
+// splitmix64 advances the SplitMix64 state *x and returns its output.
 func splitmix64(x *uint64) uint64 {
+	v := SplitMix64(*x)
 	*x += 0x9e3779b97f4a7c15
-	z := *x
+	return v
+}
+
+// SplitMix64 is the output of one SplitMix64 step from state x: a bijective
+// mix of x + 0x9e3779b97f4a7c15, the project's one way of deriving
+// independent seeds from a seed and a counter.
+func SplitMix64(x uint64) uint64 {
+	z := x + 0x9e3779b97f4a7c15
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)

@@ -1,6 +1,8 @@
 package ortops
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -18,12 +20,34 @@ func options(t *testing.T) *ort.SessionOptions {
 	return so
 }
 
-// Runs first: the domain is created on the first successful Register only,
-// so a bad path fails clearly and a later good one still works.
+// freshEnv marks the child process TestRegisterBadLibrary runs itself in.
+const freshEnv = "JARZYN_ORTOPS_TEST_FRESH_PROCESS"
+
+// The domain is created on the first successful Register only, so a bad path
+// fails clearly and a later good one still works. That needs a process in
+// which no Register has succeeded yet, and any other test of the package (in
+// any order, -test.shuffle included) registers the operators process-wide, so
+// the test reruns itself alone in a fresh copy of the test binary.
 func TestRegisterBadLibrary(t *testing.T) {
+	if os.Getenv(freshEnv) != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRegisterBadLibrary$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), freshEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestRegisterBadLibrary") {
+			t.Fatalf("TestRegisterBadLibrary in a fresh process: %v\n%s", err, out)
+		}
+		t.Logf("fresh process:\n%s", out)
+		return
+	}
 	lib, err := ortlib.Init("")
 	if err != nil {
 		t.Fatalf("ONNX Runtime is required for this test: %v", err)
+	}
+	mu.Lock()
+	fresh := !inited
+	mu.Unlock()
+	if !fresh || LibraryVersion() != "" {
+		t.Fatalf("the operators were registered before the test ran (library version %q)", LibraryVersion())
 	}
 	so := options(t)
 	defer so.Destroy()
@@ -33,6 +57,9 @@ func TestRegisterBadLibrary(t *testing.T) {
 			t.Fatalf("Register with library %q succeeded", bad)
 		}
 		t.Logf("%q: %v", bad, err)
+		if v := LibraryVersion(); v != "" {
+			t.Fatalf("after Register(%q) failed, LibraryVersion() = %q, want \"\"", bad, v)
+		}
 	}
 	if err := Register(so, lib); err != nil {
 		t.Fatalf("Register after a failed attempt: %v", err)

@@ -287,7 +287,7 @@ func writeGMM(path string) error {
 	}
 	copy(p.Get("means").Data, []float64{-3, 0, 3, 0})
 	copy(p.Get("log_mass").Data, []float64{0, -math.Log(3)})
-	b, err := export.Build(p, export.Info{Method: "loadtest", StepSize: 0.05, LogZEstimate: math.NaN(), DataMin: -6, DataMax: 6})
+	b, err := export.Build(p, models.TrainingInfo{Method: "loadtest", StepSize: 0.05, LogZEstimate: math.NaN(), DataMin: -6, DataMax: 6})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,136 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jarzyn/jarzyn/smc"
+)
+
+// Weighted annealing (docs/METHOD.md §9): the walkers start as exact samples
+// of the base Gaussian π_0 = N(μ0, σ0²I) and follow the path
+//
+//	U_β(x) = (1 − β)·|x − μ0|²/(2σ0²) + β·U(x),  β_k = k/Steps,
+//
+// (then ExtraSteps more at β = 1) by ULA at each β, carrying the Jarzynski
+// log-weights of docs/METHOD.md §2 with U_β in place of U_θ. The weighted
+// walkers then represent the model exactly, and log Ẑ estimates its log Z
+// (log Z_0 of the base is known in closed form).
+
+// streamResample names the resampling stream of a seed (smc.NewStream).
+const streamResample = 1 << 63
+
+// annealing is the state of one weighted run: an smc.Population whose
+// positions are the batch's input tensor and whose energies and gradients
+// are those of U_β at the current β.
+type annealing struct {
+	w           *walk
+	pop         *smc.Population[float32]
+	mu          []float64
+	invVar      float64 // 1/σ0²
+	beta        float64 // β of the energy the current step moves to
+	key         uint64  // the noise of the current step
+	resampleRNG *rand.Rand
+}
+
+func newAnnealing(w *walk) *annealing {
+	info := &w.m.Info
+	return &annealing{
+		w: w, pop: smc.NewPopulation(w.b.X, w.d, info.LogZBase(), 0),
+		mu: info.BaseMean, invVar: 1 / (info.BaseStd * info.BaseStd),
+		resampleRNG: smc.NewStream(w.cfg.Seed, streamResample),
+	}
+}
+
+// betaAt is the schedule: linear in k over Steps, then 1 for extra steps.
+func (a *annealing) betaAt(k int) float64 {
+	if k >= a.w.cfg.Steps {
+		return 1
+	}
+	return float64(k) / float64(a.w.cfg.Steps)
+}
+
+// run draws the start (β = 0: U_0 = |x−μ0|²/(2σ0²), A = 0) and runs every
+// step: move at β_k, evaluate, weigh at β_{k+1}; the resampling decision
+// needs all weights, so it waits for the whole step.
+func (a *annealing) run(ctx context.Context, ro *ort.RunOptions) error {
+	w, pop := a.w, a.pop
+	w.start(nil)
+	a.beta = 0
+	a.setEnergy(0, w.n, nil, nil)
+	for k := 0; k < w.total; k++ {
+		a.beta, a.key = a.betaAt(k+1), w.key(k+1)
+		if err := w.step(ctx, ro, a); err != nil {
+			return w.stopped(k, err)
+		}
+		for i, v := range pop.A {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("serve: walker %d %w: its log-weight is %v at step %d (energy %v); try a smaller h than %g", i, ErrDiverged, v, k+1, w.b.Energy[i], w.cfg.StepSize)
+			}
+		}
+		if w.cfg.ResampleThreshold > 0 && pop.ESS() < w.cfg.ResampleThreshold {
+			pop.Resample(w.cfg.ResampleScheme, a.resampleRNG)
+		}
+		w.progress(k + 1)
+	}
+	return nil
+}
+
+// beforeEval saves the walkers of chunks [first, end) and moves them by ULA
+// at the current β (whose gradient the population holds).
+func (a *annealing) beforeEval(first, end int) {
+	a.pop.MoveChunks(first, end, a.w.cfg.StepSize, a.key)
+}
+
+// afterEval computes U_β, ∇U_β at the new positions of chunks [first, end)
+// from the model's outputs and adds the Jarzynski increment to the walkers'
+// log-weights.
+func (a *annealing) afterEval(first, end int) {
+	if first >= end {
+		return
+	}
+	lo, _ := a.w.walkers(first)
+	_, hi := a.w.walkers(end - 1)
+	a.setEnergy(lo, hi, a.w.b.Energy, a.w.b.Grad)
+	a.pop.ReweightRange(lo, hi, a.w.cfg.StepSize)
+}
+
+// setEnergy sets the population's U and G of walkers [lo, hi) to U_β and
+// ∇U_β at the current β from the model's energy and gradient (unused at
+// β = 0, when they may be nil).
+func (a *annealing) setEnergy(lo, hi int, energy, grad []float32) {
+	d, beta, pop := a.w.d, a.beta, a.pop
+	for i := lo; i < hi; i++ {
+		r := i * d
+		x, g := pop.X[r:r+d], pop.G[r:r+d]
+		ub := 0.0
+		for k, xk := range x {
+			t := float64(xk) - a.mu[k]
+			ub += t * t
+			gk := (1 - beta) * t * a.invVar
+			if beta != 0 {
+				gk += beta * float64(grad[r+k])
+			}
+			g[k] = float32(gk)
+		}
+		ub *= 0.5 * a.invVar
+		if beta != 0 {
+			ub = (1-beta)*ub + beta*float64(energy[i])
+		}
+		pop.U[i] = ub
+	}
+}
+
+// fill adds the weights and estimates to the walk's result.
+func (a *annealing) fill(r *Result) {
+	r.Weighted = true
+	r.LogWeights = append([]float64(nil), a.pop.A...)
+	r.ESSFraction = a.pop.ESS()
+	r.ESS = r.ESSFraction * float64(r.N)
+	r.LogZ = a.pop.LogZ()
+	r.Resamplings = a.pop.Resamplings
+}

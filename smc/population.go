@@ -1,0 +1,175 @@
+package smc
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Population is a set of N Langevin walkers in d dimensions carrying
+// Jarzynski log-weights (docs/METHOD.md §2): positions X, the energy U and
+// gradient G at X under the current energy, the same three before the last
+// move (XPrev, UPrev, GPrev: never aliased to X, U, G, see §6.1), the
+// log-weights A, and logZref, the log Z that the weights are relative to.
+// Training (train) and the weighted sampler (serve) both hold one.
+//
+// One step is Move (positions and caches saved, then a ULA step with the
+// cached gradient), an evaluation of the energy that writes U and G at the
+// new X, and Reweight (the increment of §2 step 4 from the saved and the new
+// values). Move and Reweight have chunk and walker-range forms so that a
+// caller can interleave them with its own evaluation of batch parts.
+type Population[T Float] struct {
+	// X holds the positions, N rows of d values. It may be a buffer the
+	// caller evaluates in place (the walker graph's input, an ONNX Runtime
+	// input tensor).
+	X, XPrev []T
+	// U and G are the energy and its gradient at X, UPrev and GPrev at XPrev
+	// (under the energy of the move).
+	U, UPrev []float64
+	G, GPrev []T
+	// A holds the log-weights.
+	A []float64
+	// LogZRef is log Z of the distribution the walkers started from, moved
+	// forward at each resampling: log Ẑ = LogZRef + log mean e^A.
+	LogZRef float64
+	// Resamplings counts the resampling events.
+	Resamplings int
+	// PermuteCaches, when set, is called by Resample with the ancestor
+	// indices, to permute per-walker caches the population does not hold
+	// (train's per-layer activations); scratch holds N·scratchWidth values.
+	PermuteCaches func(idx []int, scratch []T)
+
+	n, d  int
+	noise *Noise
+	p     []float64
+	idx   []int
+	tmpT  []T
+	tmpF  []float64
+}
+
+// NewPopulation returns a population of len(x)/d walkers at positions x
+// (held, not copied) with zero log-weights relative to logZ0, the log Z of
+// the distribution x was drawn from. scratchWidth is the widest row of
+// PermuteCaches' caches (0 if none).
+func NewPopulation[T Float](x []T, d int, logZ0 float64, scratchWidth int) *Population[T] {
+	n := len(x) / d
+	return &Population[T]{
+		X: x, XPrev: make([]T, n*d),
+		U: make([]float64, n), UPrev: make([]float64, n),
+		G: make([]T, n*d), GPrev: make([]T, n*d),
+		A: make([]float64, n), LogZRef: logZ0,
+		n: n, d: d, noise: NewNoise(n),
+		p: make([]float64, n), idx: make([]int, n),
+		tmpT: make([]T, n*max(d, scratchWidth)), tmpF: make([]float64, n),
+	}
+}
+
+// N is the number of walkers.
+func (pop *Population[T]) N() int { return pop.n }
+
+// Dim is the number of values of one walker.
+func (pop *Population[T]) Dim() int { return pop.d }
+
+// Chunks is the number of noise chunks (ChunkWalkers walkers each).
+func (pop *Population[T]) Chunks() int { return len(pop.noise.rng) }
+
+// Move saves every walker's position, energy and gradient, then moves it by
+// one ULA step at step size h with the cached gradient G, the noise of
+// chunk c coming from the stream (key, c). Chunks run in parallel; the
+// result depends only on the state and key.
+func (pop *Population[T]) Move(h float64, key uint64) {
+	For(pop.Chunks(), func(lo, hi int) { pop.MoveChunks(lo, hi, h, key) })
+}
+
+// MoveChunks is Move on the walkers of chunks [first, end).
+func (pop *Population[T]) MoveChunks(first, end int, h float64, key uint64) {
+	d := pop.d
+	for c := first; c < end; c++ {
+		lo, hi := ChunkWalkerRange(c, pop.n)
+		copy(pop.XPrev[lo*d:hi*d], pop.X[lo*d:hi*d])
+		copy(pop.GPrev[lo*d:hi*d], pop.G[lo*d:hi*d])
+		copy(pop.UPrev[lo:hi], pop.U[lo:hi])
+		ULA(pop.X[lo*d:hi*d], pop.G[lo*d:hi*d], h, pop.noise.Chunk(key, c))
+	}
+}
+
+// Undo puts every walker back where it was before the last Move, with its
+// energy and gradient.
+func (pop *Population[T]) Undo() {
+	copy(pop.X, pop.XPrev)
+	copy(pop.U, pop.UPrev)
+	copy(pop.G, pop.GPrev)
+}
+
+// Reweight adds to every walker's log-weight the increment of its last move
+// and evaluation (docs/METHOD.md §2 step 4, LogWeightIncrement), for ULA at
+// step size h.
+func (pop *Population[T]) Reweight(h float64) {
+	For(pop.Chunks(), func(lo, hi int) {
+		pop.ReweightRange(lo*ChunkWalkers, min(pop.n, hi*ChunkWalkers), h)
+	})
+}
+
+// ReweightRange is Reweight on walkers [lo, hi).
+func (pop *Population[T]) ReweightRange(lo, hi int, h float64) {
+	d := pop.d
+	for i := lo; i < hi; i++ {
+		r := i * d
+		pop.A[i] += LogWeightIncrement(h, pop.UPrev[i], pop.U[i], pop.XPrev[r:r+d], pop.X[r:r+d], pop.GPrev[r:r+d], pop.G[r:r+d])
+	}
+}
+
+// Weights writes the normalised weights softmax(A) into a buffer the
+// population owns and returns it (valid until the next call).
+func (pop *Population[T]) Weights() []float64 {
+	Normalize(pop.A, pop.p)
+	return pop.p
+}
+
+// LogZ is the estimate log Ẑ = LogZRef + log mean e^A (docs/METHOD.md §2 step 5).
+func (pop *Population[T]) LogZ() float64 { return pop.LogZRef + LogMeanExp(pop.A) }
+
+// ESS is the effective sample size as a fraction of N (ESSFraction).
+func (pop *Population[T]) ESS() float64 { return ESSFraction(pop.A) }
+
+// Resample draws ancestors ∝ e^A with the scheme, permutes positions,
+// energies, gradients and PermuteCaches' caches with them, moves log Ẑ into
+// LogZRef and zeroes A: log Ẑ is the same before and after (docs/METHOD.md
+// §2 step 6). The saved pre-move state is left as it was.
+func (pop *Population[T]) Resample(scheme Scheme, rng *rand.Rand) {
+	logZ := pop.LogZ()
+	Resample(scheme, pop.Weights(), pop.idx, rng)
+	Gather(pop.X, pop.d, pop.idx, pop.tmpT[:len(pop.X)])
+	Gather(pop.G, pop.d, pop.idx, pop.tmpT[:len(pop.G)])
+	Gather(pop.U, 1, pop.idx, pop.tmpF)
+	if pop.PermuteCaches != nil {
+		pop.PermuteCaches(pop.idx, pop.tmpT)
+	}
+	pop.LogZRef = logZ
+	clear(pop.A)
+	pop.Resamplings++
+}
+
+// CheckFinite reports the first walker with a non-finite energy or
+// log-weight, and with checkGradients the first non-finite gradient entry.
+// A reweighted population needs no gradient scan: a NaN or Inf in a
+// gradient or position reaches the log-weight through the increment.
+func (pop *Population[T]) CheckFinite(checkGradients bool) error {
+	for i, u := range pop.U {
+		if math.IsNaN(u) || math.IsInf(u, 0) {
+			return fmt.Errorf("walker %d has energy %v", i, u)
+		}
+		if a := pop.A[i]; math.IsNaN(a) || math.IsInf(a, 0) {
+			return fmt.Errorf("walker %d has log-weight %v", i, a)
+		}
+	}
+	if !checkGradients {
+		return nil
+	}
+	for i, g := range pop.G {
+		if v := float64(g); math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("walker %d has gradient entry %v", i/pop.d, v)
+		}
+	}
+	return nil
+}
