@@ -40,8 +40,8 @@ type ServerConfig struct {
 	// default value is 60 s.
 	Timeout time.Duration
 	// MaxConcurrent is the number of model evaluations (samplers or infer
-	// calls) running at once; others wait, up to Timeout. The default value
-	// is 2.
+	// calls) running at once; others wait, up to Timeout. DefaultServerConfig
+	// sets 2; a value ≤ 0 means max(2, GOMAXPROCS/2).
 	MaxConcurrent int
 	// Logger receives request and lifecycle logs. The default value is slog.Default().
 	Logger *slog.Logger
@@ -283,6 +283,12 @@ func jsonKind(t reflect.Type) string {
 
 // acquire takes a model-evaluation slot, waiting at most until ctx ends.
 func (s *Server) acquire(ctx context.Context) bool {
+	// a free slot wins even over a context that has already ended
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
 	select {
 	case s.slots <- struct{}{}:
 		return true
