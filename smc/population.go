@@ -76,12 +76,26 @@ func (pop *Population[T]) Chunks() int { return len(pop.noise.rng) }
 // Move saves every walker's position, energy and gradient, then moves it by
 // one ULA step at step size h with the cached gradient G, the noise of
 // chunk c coming from the stream (key, c). Chunks run in parallel; the
-// result depends only on the state and key.
+// result depends only on the state and key. Energies and gradients are
+// saved by swapping buffers, so U and G hold stale values until the next
+// evaluation writes them.
 func (pop *Population[T]) Move(h float64, key uint64) {
-	For(pop.Chunks(), func(lo, hi int) { pop.MoveChunks(lo, hi, h, key) })
+	d := pop.d
+	For(pop.Chunks(), func(first, end int) {
+		for c := first; c < end; c++ {
+			lo, hi := ChunkWalkerRange(c, pop.n)
+			copy(pop.XPrev[lo*d:hi*d], pop.X[lo*d:hi*d])
+			ULA(pop.X[lo*d:hi*d], pop.G[lo*d:hi*d], h, pop.noise.Chunk(key, c))
+		}
+	})
+	pop.U, pop.UPrev = pop.UPrev, pop.U
+	pop.G, pop.GPrev = pop.GPrev, pop.G
 }
 
-// MoveChunks is Move on the walkers of chunks [first, end).
+// MoveChunks is Move on the walkers of chunks [first, end), for callers that
+// interleave moves with the evaluation of batch parts: the energies and
+// gradients of those walkers are copied (the buffers stay in place) and U
+// and G keep their values until the evaluation writes them.
 func (pop *Population[T]) MoveChunks(first, end int, h float64, key uint64) {
 	d := pop.d
 	for c := first; c < end; c++ {
