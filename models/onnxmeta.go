@@ -75,7 +75,7 @@ type ONNXMeta struct {
 }
 
 // NewONNXMeta returns the metadata that a spec determines: family, spec,
-// data shape [Dim] and the base Gaussian (Spec.Mu0(), and Spec.BaseStd or 1
+// data shape (Spec.DataShape) and the base Gaussian (Spec.Mu0(), and Spec.BaseStd or 1
 // if 0), for GraphEnergy, with an unknown log Ẑ and model version 1. The
 // caller fills in the training information.
 func NewONNXMeta(s Spec) ONNXMeta {
@@ -89,7 +89,7 @@ func NewONNXMeta(s Spec) ONNXMeta {
 		Graph:         GraphEnergy,
 		Family:        s.Family,
 		Spec:          &spec,
-		DataShape:     []int{s.Dim},
+		DataShape:     s.DataShape(),
 		BaseMean:      append([]float64(nil), s.Mu0()...),
 		BaseStd:       std,
 		TrainingInfo:  TrainingInfo{LogZEstimate: math.NaN(), ModelVersion: 1},

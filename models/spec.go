@@ -47,6 +47,14 @@ type Spec struct {
 	BaseMean []float64 `json:"base_mean,omitempty" mapstructure:"base_mean"`
 	// BaseStd is σ0 of the quadratic base (MLP only). The default value is 1.
 	BaseStd float64 `json:"base_std,omitempty" mapstructure:"base_std"`
+	// InputShape is the image shape [C, H, W] (conv only); Dim = C·H·W.
+	InputShape []int `json:"input_shape,omitempty" mapstructure:"input_shape"`
+	// Conv lists the convolutions (conv only); Hidden and Activation then
+	// describe the linear layers after the flatten.
+	Conv []ConvLayer `json:"conv,omitempty" mapstructure:"conv"`
+	// LeakySlope is the slope of Activation when it is leaky_relu (0 means
+	// DefaultLeakySlope).
+	LeakySlope float64 `json:"leaky_slope,omitempty" mapstructure:"leaky_slope"`
 }
 
 // Validate reports the first problem with the spec.
@@ -79,8 +87,18 @@ func (s Spec) Validate() error {
 		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
 			return fmt.Errorf("models: base_mean must have dim=%d entries, got %d", s.Dim, len(s.BaseMean))
 		}
+	case Conv:
+		if err := s.validateConv(); err != nil {
+			return err
+		}
+		if !(s.BaseStd > 0) || math.IsInf(s.BaseStd, 0) {
+			return fmt.Errorf("models: base_std must be a finite number > 0, got %v", s.BaseStd)
+		}
+		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
+			return fmt.Errorf("models: base_mean must have dim=%d entries, got %d", s.Dim, len(s.BaseMean))
+		}
 	default:
-		return fmt.Errorf("models: family must be gmm or mlp, got %q", s.Family)
+		return fmt.Errorf("models: family must be gmm, mlp or conv, got %q", s.Family)
 	}
 	return nil
 }
@@ -117,6 +135,8 @@ func (s Spec) ParamShapes() []TensorShape {
 				TensorShape{fmt.Sprintf("b%d", i), []int{l[i+1]}})
 		}
 		return out
+	case Conv:
+		return s.convParamShapes()
 	}
 	return nil
 }
