@@ -13,7 +13,9 @@ import (
 type Evaluation struct {
 	// ModeMasses is the model's mass in each teacher mode's Voronoi cell, in
 	// teacher order (GMM: the masses of the components nearest each teacher
-	// mean; MLP in 2-D: quadrature of e^{-U}). Nil when unknown.
+	// mean; MLP in 2-D: quadrature of e^{-U}; otherwise the weighted share of
+	// the walkers, the monitor population's when there is one, nearest each
+	// teacher mean).
 	ModeMasses []float64 `json:"mode_masses"`
 	// LogZ is log Z_θ, analytic (GMM) or by quadrature (MLP, d = 2); NaN when unknown.
 	LogZ float64 `json:"log_z"`
@@ -118,4 +120,22 @@ func quadrature2D(p *models.Params, teacher datasets.Teacher, data []float64, gr
 		masses[cell[i]] += math.Exp(v - lse)
 	}
 	return lse + math.Log(dx*dy), masses
+}
+
+// walkerModeMasses is the weighted share of the walkers in each teacher
+// mode's Voronoi cell: Σ_i p_i [nearest mean of X_i is j], p = softmax(A).
+// With exact weights it estimates the model's mass per mode.
+func walkerModeMasses[T Float](teacher datasets.Teacher, pop *smc.Population[T]) []float64 {
+	p := make([]float64, pop.N())
+	smc.Normalize(pop.A, p)
+	d := pop.Dim()
+	masses := make([]float64, len(teacher.Means))
+	x := make([]float64, d)
+	for i, w := range p {
+		for k, v := range pop.X[i*d : (i+1)*d] {
+			x[k] = float64(v)
+		}
+		masses[teacher.Nearest(x)] += w
+	}
+	return masses
 }

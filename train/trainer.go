@@ -459,6 +459,13 @@ func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 		r.CE = r.LogZ + r.MeanUData
 		r.MonCE = r.MonLogZ + r.MeanUData
 		ev.EstimatedKL = r.CE + t.logRhoStar
+		if ev.ModeMasses == nil {
+			pop := t.pop
+			if t.mon != nil {
+				pop = t.mon
+			}
+			ev.ModeMasses = walkerModeMasses(t.teacher, pop.Population)
+		}
 		r.Eval = &ev
 	}
 	return r
