@@ -61,8 +61,14 @@ type ModelConfig struct {
 
 // DataConfig is the data set.
 type DataConfig struct {
-	// Kind of data; "gmm" is a Gaussian-mixture teacher. The default value is "gmm".
+	// Kind of data: "gmm", a Gaussian-mixture teacher, or "images", a
+	// mixture of prototype images (data.prototypes) of the model's
+	// input_shape with the teacher's masses and pixel noise stds (family
+	// conv). The default value is "gmm".
 	Kind string `mapstructure:"kind"`
+	// Prototypes names the prototype set of kind images (datasets.Prototypes).
+	// The default value is "strokes".
+	Prototypes string `mapstructure:"prototypes"`
 	// N is the number of data points. The default value is 10000.
 	N int `mapstructure:"n"`
 	// Batch is the data batch per iteration; 0 means the whole data set. The default value is 0.
@@ -151,7 +157,7 @@ func DefaultConfig() Config {
 		Name: "run", Method: Jarzynski, Dtype: "float64", Device: "cpu", Iterations: 1000,
 		Model: ModelConfig{Spec: models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{32, 32},
 			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01},
-		Data: DataConfig{Kind: "gmm", N: 10000, Split: true, Teacher: datasets.Teacher{
+		Data: DataConfig{Kind: "gmm", Prototypes: "strokes", N: 10000, Split: true, Teacher: datasets.Teacher{
 			Means: [][]float64{{-4, -2}, {4, -2}, {0, 4}}, Masses: []float64{0.5, 0.3, 0.2}}},
 		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
 		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
@@ -214,8 +220,8 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("model.mean_overrides[%d]", i), "must be [mode, coordinate, value], got %v", o)
 		}
 	}
-	if c.Data.Kind != "gmm" {
-		return bad("data.kind", "must be gmm, got %q", c.Data.Kind)
+	if c.Data.Kind != "gmm" && c.Data.Kind != "images" {
+		return bad("data.kind", "must be gmm or images, got %q", c.Data.Kind)
 	}
 	if c.Data.N <= 0 {
 		return bad("data.n", "must be > 0, got %d", c.Data.N)
@@ -223,8 +229,8 @@ func (c *Config) Validate() error {
 	if c.Data.Batch < 0 || c.Data.Batch > c.Data.N {
 		return bad("data.batch", "must be in [0, data.n=%d], got %d", c.Data.N, c.Data.Batch)
 	}
-	if _, err := c.Data.Teacher.Normalized(c.Model.Dim); err != nil {
-		return teacherError(err)
+	if _, err := c.teacher(); err != nil {
+		return err
 	}
 	if c.Walkers.N <= 0 {
 		return bad("walkers.n", "must be > 0, got %d", c.Walkers.N)
@@ -321,6 +327,29 @@ func (c *Config) Validate() error {
 		return bad("log.grid", "must be >= 10, got %d", c.Log.Grid)
 	}
 	return nil
+}
+
+// teacher is the data's teacher, normalised: data.teacher, or for kind
+// images the prototype images of data.prototypes in the model's input shape
+// as its means, with data.teacher's masses and stds.
+func (c *Config) teacher() (datasets.Teacher, error) {
+	t := c.Data.Teacher
+	if c.Data.Kind == "images" {
+		if c.Model.Family != models.Conv {
+			return t, config.Errorf("data.kind", "images needs model.family conv (an input_shape), got %q", c.Model.Family)
+		}
+		sh := c.Model.InputShape
+		means, err := datasets.Prototypes(c.Data.Prototypes, sh[0], sh[1], sh[2])
+		if err != nil {
+			return t, config.Errorf("data.prototypes", "%v", err)
+		}
+		t.Means = means
+	}
+	n, err := t.Normalized(c.Model.Dim)
+	if err != nil {
+		return n, teacherError(err)
+	}
+	return n, nil
 }
 
 // teacherError is the error for a teacher that datasets refuses: a

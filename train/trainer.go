@@ -75,9 +75,9 @@ func (c *Config) lrScale() float64 {
 
 func newTrainer[T Float](cfg Config) (*trainer[T], error) {
 	t := &trainer[T]{cfg: cfg}
-	teacher, err := cfg.Data.Teacher.Normalized(cfg.Model.Dim)
+	teacher, err := cfg.teacher()
 	if err != nil {
-		return nil, teacherError(err)
+		return nil, err
 	}
 	t.teacher = teacher
 	// the data set has its own stream, so it never depends on other settings
