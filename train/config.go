@@ -57,6 +57,11 @@ type ModelConfig struct {
 	MeanScale float64 `mapstructure:"mean_scale"`
 	// MeanOverrides: GMM initial mean entries [mode, coordinate, value]. The default value is empty.
 	MeanOverrides [][]float64 `mapstructure:"mean_overrides"`
+	// BaseFit "data" sets the base N(μ0, σ0²I) of the mlp and conv families
+	// from the training data: μ0 the per-coordinate mean, σ0² the mean
+	// per-coordinate variance (replacing base_mean and base_std); "none"
+	// keeps them. The default value is "none".
+	BaseFit string `mapstructure:"base_fit"`
 }
 
 // DataConfig is the data set.
@@ -156,7 +161,7 @@ func DefaultConfig() Config {
 	return Config{
 		Name: "run", Method: Jarzynski, Dtype: "float64", Device: "cpu", Iterations: 1000,
 		Model: ModelConfig{Spec: models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{32, 32},
-			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01},
+			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01, BaseFit: "none"},
 		Data: DataConfig{Kind: "gmm", Prototypes: "strokes", N: 10000, Split: true, Teacher: datasets.Teacher{
 			Means: [][]float64{{-4, -2}, {4, -2}, {0, 4}}, Masses: []float64{0.5, 0.3, 0.2}}},
 		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
@@ -214,6 +219,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Model.Spec.Validate(); err != nil {
 		return fmt.Errorf("train: model: %w", err)
+	}
+	switch c.Model.BaseFit {
+	case "none":
+	case "data":
+		if c.Model.Family == models.GMM {
+			return config.Errorf("model.base_fit", "data applies to the mlp and conv families, not gmm")
+		}
+	default:
+		return config.Errorf("model.base_fit", "must be none or data, got %q", c.Model.BaseFit)
 	}
 	for i, o := range c.Model.MeanOverrides {
 		if len(o) != 3 {

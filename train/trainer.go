@@ -93,6 +93,9 @@ func newTrainer[T Float](cfg Config) (*trainer[T], error) {
 		t.dataT[i] = T(v)
 	}
 	t.logRhoStar = s / float64(cfg.Data.N)
+	if cfg.Model.BaseFit == "data" {
+		t.cfg.Model.BaseMean, t.cfg.Model.BaseStd = fitBase(t.data, d)
+	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x6a61727a796e)
 	t.rng = rand.New(t.pcg)
 	t.batch = cfg.Data.Batch
@@ -469,4 +472,27 @@ func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 		r.Eval = &ev
 	}
 	return r
+}
+
+// fitBase is the isotropic Gaussian fitted to data (n×d): the
+// per-coordinate mean and the square root of the mean per-coordinate
+// variance (model.base_fit: data).
+func fitBase(data []float64, d int) (mu []float64, sd float64) {
+	n := len(data) / d
+	mu = make([]float64, d)
+	for i := 0; i < n; i++ {
+		for k, v := range data[i*d : (i+1)*d] {
+			mu[k] += v
+		}
+	}
+	for k := range mu {
+		mu[k] /= float64(n)
+	}
+	ss := 0.0
+	for i := 0; i < n; i++ {
+		for k, v := range data[i*d : (i+1)*d] {
+			ss += (v - mu[k]) * (v - mu[k])
+		}
+	}
+	return mu, math.Sqrt(ss / float64(n*d))
 }
