@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -19,10 +20,11 @@ const (
 const BatchDim = "batch"
 
 // Build exports p as a serialized ONNX ModelProto with input "x" float32
-// [batch, d] and outputs "energy" [batch] and "grad" [batch, d], ∇ₓU computed
-// by explicit graph operations, float32 weights as initializers and the
-// jarzyn.* metadata_props of info and p.Spec (models.ONNXMeta, read back
-// with models.ParseONNXMeta).
+// [batch, data shape…] and outputs "energy" [batch] and "grad" [batch, data
+// shape…] (the data shape is Spec.DataShape: [d], or [C, H, W] for the conv
+// family), ∇ₓU computed by explicit graph operations, float32 weights as
+// initializers and the jarzyn.* metadata_props of info and p.Spec
+// (models.ONNXMeta, read back with models.ParseONNXMeta).
 func Build(p *models.Params, info models.TrainingInfo) ([]byte, error) {
 	info, err := prepare(p, info)
 	if err != nil {
@@ -31,11 +33,14 @@ func Build(p *models.Params, info models.TrainingInfo) ([]byte, error) {
 	s := p.Spec
 	b := newBuilder("jarzyn_"+string(s.Family)+"_energy",
 		fmt.Sprintf("Energy U(x) and its gradient ∇ₓU(x) of a jarzyn %s model (d=%d).", s.Family, s.Dim))
-	batch := dim{param: BatchDim}
-	b.input(models.InputX, "points, one per row", batch, dim{value: int64(s.Dim)})
+	shape := []dim{{param: BatchDim}}
+	for _, v := range s.DataShape() {
+		shape = append(shape, dim{value: int64(v)})
+	}
+	b.input(models.InputX, "points, one per row", shape...)
 	energyGraph(b, p, models.InputX)
-	b.output(models.OutputEnergy, "U(x), one per row", batch)
-	b.output(models.OutputGrad, "∇ₓU(x), one row per point", batch, dim{value: int64(s.Dim)})
+	b.output(models.OutputEnergy, "U(x), one per row", shape[0])
+	b.output(models.OutputGrad, "∇ₓU(x), one row per point", shape...)
 	return assemble(b, s, info, models.GraphEnergy)
 }
 
@@ -106,14 +111,25 @@ func marshalModel(g *graphProto, s models.Spec, info models.TrainingInfo, md mod
 
 func docString(s models.Spec, info models.TrainingInfo, kind string) string {
 	arch := fmt.Sprintf("Gaussian mixture with %d unit-covariance modes, U(x) = −log Σ_m exp(−½|x − a_m|² − z_m)", s.Modes)
-	if s.Family == models.MLP {
+	switch s.Family {
+	case models.MLP:
 		arch = fmt.Sprintf("quadratic base plus %s perceptron with hidden widths %v, U(x) = |x − μ0|²/(2σ0²) + f(x)", s.Activation, s.Hidden)
+	case models.Conv:
+		var convs []string
+		for _, l := range s.Conv {
+			convs = append(convs, fmt.Sprintf("%d k%d s%d p%d %s", l.Out, l.Kernel, l.Stride, l.Pad, l.Activation))
+		}
+		arch = fmt.Sprintf("quadratic base plus convolutional net on %v images (convolutions [%s], flatten, linear widths %v with %s), U(x) = |x − μ0|²/(2σ0²) + f(x)",
+			s.InputShape, strings.Join(convs, ", "), s.LinearLayers(), s.Activation)
 	}
 	method := info.Method
 	if method == "" {
 		method = "unknown method"
 	}
 	io := "Input x [batch, d]; outputs energy [batch] and grad = ∇ₓU [batch, d]."
+	if s.Family == models.Conv {
+		io = "Input x [batch, C, H, W]; outputs energy [batch] and grad = ∇ₓU [batch, C, H, W]."
+	}
 	if kind == models.GraphLatent {
 		io = "Exact latent reduction of the model (input x = latent points s [batch, r]; outputs energy V(s), grad ∇V(s) [batch, r] and basis Q [d, r]); the energy model is the file whose SHA-256 is jarzyn.latent_of."
 	}
@@ -124,8 +140,11 @@ func docString(s models.Spec, info models.TrainingInfo, kind string) string {
 // energyGraph adds the family's U and ∇ₓU of the value x and returns the
 // names of the energy and gradient values.
 func energyGraph(b *builder, p *models.Params, x string) (energy, grad string) {
-	if p.Spec.Family == models.GMM {
+	switch p.Spec.Family {
+	case models.GMM:
 		return gmmGraph(b, p, x)
+	case models.Conv:
+		return convGraph(b, p, x)
 	}
 	return mlpGraph(b, p, x)
 }

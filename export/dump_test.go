@@ -32,6 +32,7 @@ func TestGraphGolden(t *testing.T) {
 		{"gmm", energy(testGMM(t, 3, 2, 1))},
 		{"mlp_silu", energy(mlp)},
 		{"mlp_softplus", energy(testMLP(t, models.Softplus, 3, []int{5}, 1))},
+		{"conv", energy(testConvGolden(t))},
 		{"mlp_fused", func() ([]byte, error) { return BuildFused(mlp) }},
 		{"mlp_fused_grad", func() ([]byte, error) { return BuildFusedGrad(mlp) }},
 		{"mlp_latent", func() ([]byte, error) {

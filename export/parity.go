@@ -65,9 +65,15 @@ func maxRelErr(a []float32, b []float64, n, d int) float64 {
 }
 
 // evaluate runs the model on x32 (n×d) and returns energy (n) and grad (n×d).
+// The points are fed in the shape the model's input declares, [n, d] or,
+// for the conv family, [n, C, H, W] (C·H·W = d).
 func evaluate(model []byte, x32 []float32, n, d int) (energy, grad []float32, err error) {
 	if _, err := ortlib.Init(""); err != nil {
 		return nil, nil, fmt.Errorf("export: %w", err)
+	}
+	shape, err := inputShape(model, n, d)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
@@ -86,7 +92,7 @@ func evaluate(model []byte, x32 []float32, n, d int) (energy, grad []float32, er
 		return nil, nil, fmt.Errorf("export: onnxruntime cannot load the model: %w", err)
 	}
 	defer sess.Destroy()
-	in, err := ort.NewTensor(ort.NewShape(int64(n), int64(d)), x32)
+	in, err := ort.NewTensor(shape, x32)
 	if err != nil {
 		return nil, nil, fmt.Errorf("export: onnxruntime input: %w", err)
 	}
@@ -96,7 +102,7 @@ func evaluate(model []byte, x32 []float32, n, d int) (energy, grad []float32, er
 		return nil, nil, fmt.Errorf("export: onnxruntime output: %w", err)
 	}
 	defer eOut.Destroy()
-	gOut, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(d)))
+	gOut, err := ort.NewEmptyTensor[float32](shape.Clone())
 	if err != nil {
 		return nil, nil, fmt.Errorf("export: onnxruntime output: %w", err)
 	}
@@ -105,4 +111,33 @@ func evaluate(model []byte, x32 []float32, n, d int) (energy, grad []float32, er
 		return nil, nil, fmt.Errorf("export: onnxruntime run on %d points of dim %d: %w", n, d, err)
 	}
 	return append([]float32(nil), eOut.GetData()...), append([]float32(nil), gOut.GetData()...), nil
+}
+
+// inputShape is the shape of n points of d values as the model's input x
+// declares it: [n, data shape…] when every dimension after the batch is
+// fixed, [n, d] when any is dynamic. A fixed shape that does not hold d
+// values is an error.
+func inputShape(model []byte, n, d int) (ort.Shape, error) {
+	ins, _, err := ort.GetInputOutputInfoWithONNXData(model)
+	if err != nil {
+		return nil, fmt.Errorf("export: onnxruntime cannot read the model's inputs: %w", err)
+	}
+	for _, in := range ins {
+		if in.Name != models.InputX || len(in.Dimensions) < 2 {
+			continue
+		}
+		shape, size := ort.NewShape(int64(n)), int64(1)
+		for _, v := range in.Dimensions[1:] {
+			if v <= 0 {
+				return ort.NewShape(int64(n), int64(d)), nil
+			}
+			shape = append(shape, v)
+			size *= v
+		}
+		if size != int64(d) {
+			return nil, fmt.Errorf("export: the model's input x takes %v values per point, got %d", in.Dimensions[1:], d)
+		}
+		return shape, nil
+	}
+	return ort.NewShape(int64(n), int64(d)), nil
 }

@@ -15,7 +15,8 @@ const Conv Family = "conv"
 
 // Activations used by the conv family only.
 const (
-	// LeakyReLU is max(v, slope·v); its slope is ConvLayer.Slope or
+	// LeakyReLU is v for v ≥ 0 and slope·v below (ONNX LeakyRelu; the same
+	// as max(v, slope·v) for slope ≤ 1); its slope is ConvLayer.Slope or
 	// Spec.LeakySlope (0 means 0.2).
 	LeakyReLU Activation = "leaky_relu"
 	// Identity leaves a convolution's output as it is.
@@ -218,4 +219,32 @@ func CIFARConvSpec() Spec {
 		},
 		Activation: LeakyReLU, LeakySlope: 0.2, BaseStd: 1,
 	}
+}
+
+// MACs is the number of multiply-adds of one forward evaluation of f for
+// one point: Σ_l w_l·w_{l+1} over Layers for an MLP, Dim·Modes for a
+// mixture, and for conv Σ_i Out_i·H_i·W_i·In_i·Kernel_i² over the
+// convolutions (output size times filter size) plus Σ_j w_j·w_{j+1} over
+// LinearLayers. Serving uses it to tell light models from heavy ones.
+func (s Spec) MACs() int {
+	macs := 0
+	switch s.Family {
+	case GMM:
+		macs = s.Dim * s.Modes
+	case MLP:
+		l := s.Layers()
+		for i := 0; i+1 < len(l); i++ {
+			macs += l[i] * l[i+1]
+		}
+	case Conv:
+		sh := s.ConvShapes()
+		for i, l := range s.Conv {
+			macs += sh[i+1][0] * sh[i+1][1] * sh[i+1][2] * sh[i][0] * l.Kernel * l.Kernel
+		}
+		l := s.LinearLayers()
+		for i := 0; i+1 < len(l); i++ {
+			macs += l[i] * l[i+1]
+		}
+	}
+	return macs
 }

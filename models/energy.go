@@ -14,6 +14,8 @@ func (p *Params) Energy(x, grad []float64) float64 {
 		return p.gmmEnergy(x, grad)
 	case MLP:
 		return p.mlpEnergy(x, grad)
+	case Conv:
+		return p.convEnergy(x, grad)
 	}
 	panic(fmt.Sprintf("models: unknown family %q", p.Spec.Family))
 }
@@ -55,9 +57,12 @@ func (p *Params) gmmEnergy(x, grad []float64) float64 {
 	return u
 }
 
-// Activate applies the named activation and returns its derivative too.
+// Activate applies the named activation and returns its derivative too;
+// LeakyReLU has slope DefaultLeakySlope here (ActivateSlope takes one).
 func Activate(act Activation, v float64) (y, dy float64) {
 	switch act {
+	case LeakyReLU, Identity:
+		return ActivateSlope(act, DefaultLeakySlope, v)
 	case SiLU:
 		s := sigmoid(v)
 		return v * s, s * (1 + v*(1-s))

@@ -120,8 +120,9 @@ func InitGMM(spec Spec, scale float64, overrides map[[2]int]float64, rng *rand.R
 }
 
 // ExactLogZ returns log Z_θ when it is known in closed form: always for GMM,
-// and for MLP when the last layer is exactly zero (then ρ_θ = N(μ0, σ0²I)
-// shifted by e^{−bL}). ok is false otherwise.
+// and for MLP and conv when the last (linear) layer's weights are exactly
+// zero (then ρ_θ = N(μ0, σ0²I) and Z_θ = (2πσ0²)^{d/2}·e^{−bL}). ok is false
+// otherwise.
 func (p *Params) ExactLogZ() (logZ float64, ok bool) {
 	d := float64(p.Spec.Dim)
 	switch p.Spec.Family {
@@ -132,8 +133,11 @@ func (p *Params) ExactLogZ() (logZ float64, ok bool) {
 			neg[i] = -v
 		}
 		return 0.5*d*math.Log(2*math.Pi) + LogSumExp(neg), true
-	case MLP:
+	case MLP, Conv:
 		n := len(p.Spec.Layers()) - 2
+		if p.Spec.Family == Conv {
+			n = len(p.Spec.LinearLayers()) - 2
+		}
 		w := p.Get(fmt.Sprintf("w%d", n))
 		for _, v := range w.Data {
 			if v != 0 {

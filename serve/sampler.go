@@ -288,20 +288,8 @@ func checkFinite(res *Result) error {
 const heavyModelMACs = 1 << 16
 
 // heavyModel reports whether one evaluation of a walker costs at least
-// heavyModelMACs multiply-adds (MLP: Σ w_l·w_{l+1}; mixture: d·modes).
+// heavyModelMACs multiply-adds (models.Spec.MACs: MLP Σ w_l·w_{l+1},
+// mixture d·modes, conv Σ out·in·K² per output pixel plus the linear layers).
 func heavyModel(info *ModelInfo) bool {
-	if info.Spec == nil {
-		return false
-	}
-	macs := 0
-	switch info.Spec.Family {
-	case models.MLP:
-		l := info.Spec.Layers()
-		for i := 0; i+1 < len(l); i++ {
-			macs += l[i] * l[i+1]
-		}
-	case models.GMM:
-		macs = info.Spec.Dim * info.Spec.Modes
-	}
-	return macs >= heavyModelMACs
+	return info.Spec != nil && info.Spec.MACs() >= heavyModelMACs
 }
