@@ -198,6 +198,24 @@ def main():
     if ceil_rows:
         print("\nONNX Runtime sampler against the best sgemm ceiling of this run: " + "; ".join(ceil_rows) + ".")
 
+    go_conv, go_conv_threads = best_go("go_conv", "ns/op", lower=True)
+    pt_conv = parse_jsonl(read("torch_conv.jsonl"))
+    print("\n## Conv family (ms, median; lower is better)\n")
+    print("Energy + ∇ₓU at batch 256 (float32) and one training iteration of the MNIST net (256 walkers, 1 ULA step, "
+          "data batch 128, Adam); Go at its best OPENBLAS_NUM_THREADS, PyTorch at its best thread count.\n")
+    print("| case | Go ms | Go GFLOP/s | PyTorch ms | PyTorch threads | Go speed-up (PyTorch/Go) |")
+    print("|---|---|---|---|---|---|")
+    for row, gname, pname in (("MNIST energy + grad, batch 256", "BenchmarkConvEnergyGrad/mnist", "mnist/energy_grad"),
+                              ("MNIST training iteration", "BenchmarkConvTrainIteration/mnist", "mnist/train_iter"),
+                              ("CIFAR energy + grad, batch 256", "BenchmarkConvEnergyGrad/cifar", "cifar/energy_grad")):
+        g = go_conv.get(gname, {})
+        gms = g.get("ms/op", g.get("ms/iter"))
+        p = pt_conv.get(pname)
+        pms = p["ms"] if p else None
+        gt = go_conv_threads.get(gname)
+        print(f"| {row} | {fmt(gms)}{f' (OpenBLAS {gt})' if gt and gms else ''} | {fmt(g.get('GFLOP/s'), 1)} | {fmt(pms)} | "
+              f"{p.get('torch_threads') if p else 'n/a'} | {ratio(pms, gms)} |")
+
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
     print("| library | measured | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
     print("|---|---|---|---|---|")

@@ -19,9 +19,10 @@ GO=${GO:-go}
 CONFIGS=${TORCH_CONFIGS:-1:2,2:2,2:2:passive}
 if [ "${QUICK:-0}" = 1 ]; then
   TI_ARGS=(--min-iters 5 --min-time 0.5); ULA_ARGS=(--min-repeats 3 --min-time 0.5); SG_ARGS=(--repeats 3)
+  CONV_ARGS=(--min-iters 3 --min-time 0.5)
   GO_TRAIN_TIME=5x; GO_ULA_TIME=0.5s; ULA_ROUNDS=${ULA_ROUNDS:-1}
 else
-  TI_ARGS=(); ULA_ARGS=(); SG_ARGS=()
+  TI_ARGS=(); ULA_ARGS=(); SG_ARGS=(); CONV_ARGS=()
   GO_TRAIN_TIME=20x; GO_ULA_TIME=3s; ULA_ROUNDS=${ULA_ROUNDS:-3}
 fi
 
@@ -35,6 +36,16 @@ fi
 } > "$OUT/env.txt"
 
 step() { echo ">>> $*" >&2; }
+
+# OpenBLAS (which numpy and PyTorch use for their GEMMs) falls back to its generic "Prescott" kernels on CPUs
+# its version does not know; jarzyn re-selects the right kernels at start (internal/blas). Give the Python
+# side the same kernels, so that the comparison is against its best.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell
+  fi
+fi
+echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset}" >> "$OUT/env.txt"
 
 # The sgemm ceiling is measured before the Go benchmarks and again with the PyTorch ones: the machine's speed
 # drifts over minutes, and the report quotes each sampler GFLOP/s against the best ceiling of the run.
@@ -55,6 +66,23 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
     OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkULA' -benchtime "$GO_TRAIN_TIME" ./train/ \
       > "$OUT/go_gula_t$t.txt" 2>&1 || echo "(gorgonia ULA benchmarks failed: see $OUT/go_gula_t$t.txt)" >&2
   done
+fi
+
+# The conv family (docs/METHOD.md §5.2–5.3): energy + ∇ₓU at batch 256 and one training iteration of the MNIST
+# net, the CIFAR net's energy + ∇ₓU; Go and PyTorch back to back.
+if [ "${SKIP_GO:-0}" != 1 ]; then
+  for t in 1 2; do
+    step "go test -tags openblas -bench 'BenchmarkConv' ./train/ (conv family, OPENBLAS_NUM_THREADS=$t)"
+    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConv(EnergyGrad/mnist|TrainIteration)' \
+      -benchtime "$GO_TRAIN_TIME" ./train/ > "$OUT/go_conv_t$t.txt" 2>&1 || echo "(go conv benchmarks failed: see $OUT/go_conv_t$t.txt)" >&2
+    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConvEnergyGrad/cifar' -benchtime 3x ./train/ \
+      >> "$OUT/go_conv_t$t.txt" 2>&1 || echo "(go conv benchmarks failed: see $OUT/go_conv_t$t.txt)" >&2
+  done
+fi
+if [ "${SKIP_PY:-0}" != 1 ]; then
+  step "PyTorch conv family (threads 1 and 2)"
+  $PY bench/torch_conv.py "${CONV_ARGS[@]}" > "$OUT/torch_conv.jsonl" 2> "$OUT/torch_conv.log" \
+    || echo "(torch_conv failed: see $OUT/torch_conv.log)" >&2
 fi
 
 if [ "${SKIP_PY:-0}" != 1 ]; then

@@ -19,12 +19,22 @@ import (
 // f one of the MLP activations. gorgonia builds SiLU from three ops and
 // evaluates sigmoid one float64 math.Exp at a time; this op does one pass,
 // uses a float32 exp for float32 graphs and splits large tensors across cores.
-// Its gradient is actGradOp.
-type actOp struct{ act models.Activation }
+// Its gradient is actGradOp. slope is LeakyReLU's (conv family only).
+type actOp struct {
+	act   models.Activation
+	slope float64
+	// out, when non-nil, keeps the output across runs (conv graphs; see
+	// convOp)
+	out *outBuf
+}
 
 // actGradOp computes gradY ⊙ f'(x) from (x, y = f(x), gradY) in one pass,
 // reusing y so that SiLU and tanh need no exponential in the backward pass.
-type actGradOp struct{ act models.Activation }
+type actGradOp struct {
+	act   models.Activation
+	slope float64
+	out   *outBuf
+}
 
 var (
 	_ G.SDOp            = actOp{}
@@ -34,7 +44,16 @@ var (
 )
 
 func applyActivation(act models.Activation, x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(actOp{act}, x)
+	return G.ApplyOp(actOp{act: act}, x)
+}
+
+// applyActivationSlope is applyActivation with LeakyReLU's slope (resolved:
+// models.LeakySlopeOf); Identity adds no node.
+func applyActivationSlope(act models.Activation, slope float64, x *G.Node) (*G.Node, error) {
+	if act == models.Identity {
+		return x, nil
+	}
+	return G.ApplyOp(actOp{act: act, slope: slope, out: &outBuf{}}, x)
 }
 
 func (op actOp) Arity() int { return 1 }
@@ -44,20 +63,26 @@ func (op actOp) Type() hm.Type {
 }
 func (op actOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in) }
 func (op actOp) Do(in ...G.Value) (G.Value, error) {
-	return applyElementwise(op.act, false, nil, in...)
+	v, err := applyElementwise(op.act, op.slope, false, op.out.get(), in...)
+	op.out.keep(v)
+	return v, err
 }
 func (op actOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	return applyElementwise(op.act, false, pre, in...)
+	return applyElementwise(op.act, op.slope, false, pre, in...)
 }
 func (op actOp) ReturnsPtr() bool      { return false }
 func (op actOp) CallsExtern() bool     { return false }
 func (op actOp) OverwritesInput() int  { return -1 }
 func (op actOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op actOp) Hashcode() uint32      { return hashOf(op.String()) }
-func (op actOp) String() string        { return "act:" + string(op.act) }
+func (op actOp) String() string        { return actName("act:", op.act, op.slope) }
 func (op actOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op actOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(actGradOp{op.act}, inputs[0], output, grad)
+	gop := actGradOp{act: op.act, slope: op.slope}
+	if op.out != nil {
+		gop.out = &outBuf{}
+	}
+	g, err := G.ApplyOp(gop, inputs[0], output, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -71,20 +96,29 @@ func (op actGradOp) Type() hm.Type {
 }
 func (op actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in) }
 func (op actGradOp) Do(in ...G.Value) (G.Value, error) {
-	return applyElementwise(op.act, true, nil, in...)
+	v, err := applyElementwise(op.act, op.slope, true, op.out.get(), in...)
+	op.out.keep(v)
+	return v, err
 }
 func (op actGradOp) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
-	return applyElementwise(op.act, true, pre, in...)
+	return applyElementwise(op.act, op.slope, true, pre, in...)
 }
 func (op actGradOp) ReturnsPtr() bool      { return false }
 func (op actGradOp) CallsExtern() bool     { return false }
 func (op actGradOp) OverwritesInput() int  { return -1 }
 func (op actGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op actGradOp) Hashcode() uint32      { return hashOf(op.String()) }
-func (op actGradOp) String() string        { return "actgrad:" + string(op.act) }
+func (op actGradOp) String() string        { return actName("actgrad:", op.act, op.slope) }
 func (op actGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
 func (op actGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("train: second derivatives of activations are not implemented")
+}
+
+func actName(prefix string, act models.Activation, slope float64) string {
+	if act == models.LeakyReLU {
+		return fmt.Sprintf("%s%s(%v)", prefix, act, slope)
+	}
+	return prefix + string(act)
 }
 
 func hashOf(s string) uint32 {
@@ -106,7 +140,7 @@ func sameShape(in []G.DimSizer) (tensor.Shape, error) {
 
 // applyElementwise computes f(x) (grad false) or gradY·f'(x) (grad true) into
 // pre, or a new tensor when pre is nil.
-func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Value) (G.Value, error) {
+func applyElementwise(act models.Activation, slope float64, grad bool, pre G.Value, in ...G.Value) (G.Value, error) {
 	x, ok := in[0].(*tensor.Dense)
 	if !ok {
 		return nil, fmt.Errorf("train: activation expects a tensor, got %T", in[0])
@@ -123,6 +157,17 @@ func applyElementwise(act models.Activation, grad bool, pre G.Value, in ...G.Val
 	out, _ := pre.(*tensor.Dense)
 	if out == nil || out.Dtype() != x.Dtype() || out.Size() != x.Size() {
 		out = tensor.New(tensor.Of(x.Dtype()), tensor.WithShape(x.Shape().Clone()...))
+	}
+	if act == models.LeakyReLU {
+		switch xs := x.Data().(type) {
+		case []float32:
+			leaky(xs, gradData[float32](gy), float32(slope), out.Data().([]float32))
+		case []float64:
+			leaky(xs, gradData[float64](gy), slope, out.Data().([]float64))
+		default:
+			return nil, fmt.Errorf("train: activation supports float32 and float64, got %v", x.Dtype())
+		}
+		return out, nil
 	}
 	switch xs := x.Data().(type) {
 	case []float32:
@@ -229,6 +274,44 @@ func activateF32(act models.Activation, x, y, gy, out []float32) {
 			kernels.SiLUGrad(x[a:b], y[a:b], gy[a:b], out[a:b])
 		default:
 			activate(act, x[a:b], subOrNil(y, a, b), subOrNil(gy, a, b), out[a:b], expf32)
+		}
+	})
+}
+
+func gradData[T Float](gy *tensor.Dense) []T {
+	if gy == nil {
+		return nil
+	}
+	return gy.Data().([]T)
+}
+
+// leaky writes LeakyReLU(x) (v for v ≥ 0, slope·v below) into out, or
+// gy·LeakyReLU'(x) (1 for v ≥ 0, slope below) when gy is non-nil.
+func leaky[T Float](x, gy []T, slope T, out []T) {
+	const chunk = 16384
+	smc.For((len(x)+chunk-1)/chunk, func(lo, hi int) {
+		a, b := lo*chunk, min(hi*chunk, len(x))
+		xs, os := x[a:b], out[a:b]
+		// the factor is chosen by a conditional move, not a branch: the
+		// signs of pre-activations are unpredictable
+		if gy == nil {
+			for i, v := range xs {
+				f := T(1)
+				if v < 0 {
+					f = slope
+				}
+				os[i] = v * f
+			}
+			return
+		}
+		gs := gy[a:b]
+		gs = gs[:len(xs)]
+		for i, v := range xs {
+			f := T(1)
+			if v < 0 {
+				f = slope
+			}
+			os[i] = gs[i] * f
 		}
 	})
 }

@@ -49,8 +49,8 @@ func BenchmarkTrainIteration(b *testing.B) {
 }
 
 func benchIter[T Float](b *testing.B, cfg Config) {
-	cfg.Iterations = 1 << 30
-	cfg.Log.Every, cfg.Log.CheckpointEvery, cfg.Log.EvalEvery = 1<<30, 1<<30, 1
+	cfg.Iterations = MaxIterations
+	cfg.Log.Every, cfg.Log.CheckpointEvery, cfg.Log.EvalEvery = MaxIterations, MaxIterations, 1
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func benchIter[T Float](b *testing.B, cfg Config) {
 	if err := t.run(context.Background(), h, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/iter")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/iter")
 }
 
 func BenchmarkDemoIteration(b *testing.B) {

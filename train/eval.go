@@ -48,10 +48,12 @@ type walkerEval[T Float] struct {
 	u, gx  *G.Node
 	taps   *layerTaps
 	deltas G.Nodes // ∂(Σ U)/∂z_l per layer, when taps are kept
-	widths []int   // layer widths [d, H1, …, 1]
+	widths []int   // layer widths [d, H1, …, 1] (conv: cacheWidths)
 	vm     G.VM
 	scaled []T // scratch: c ⊙ δ_l
 	ps     *paramSet[T]
+	convK  []*convKernel[T] // conv family: one per convolution
+	coef   []T              // scratch: c in T (conv)
 }
 
 func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.VMOpt) (*walkerEval[T], error) {
@@ -81,11 +83,20 @@ func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.V
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating U with respect to x: %w", err)
 	}
-	e := &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(g, vmOpts...)}
+	prog := g
+	if ps.spec.Family == models.Conv {
+		// only what U, ∇ₓU and the δ_l need: gorgonia's symbolic
+		// differentiation also adds the filter gradients, which nothing reads
+		prog = g.SubgraphRoots(append(G.Nodes{u}, grads...)...)
+	}
+	e := &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(prog, vmOpts...)}
 	if taps != nil {
-		e.taps, e.deltas, e.widths, e.ps = taps, grads[1:], ps.spec.Layers(), ps
+		e.taps, e.deltas, e.widths, e.ps = taps, grads[1:], cacheWidths(ps.spec), ps
 		if ps.spec.Family == models.GMM {
 			e.widths = []int{d, ps.spec.Modes}
+		}
+		if ps.spec.Family == models.Conv {
+			e.convK, e.coef = convKernels[T](ps.spec), make([]T, n)
 		}
 		e.scaled = make([]T, n*slices.Max(e.widths))
 	}
@@ -111,8 +122,19 @@ func (e *walkerEval[T]) layerCaches() (inputs, deltas [][]T) {
 // gorgonia uses. MLP: ∂W_l = a_{l−1}ᵀ (c ⊙ δ_l), ∂b_l = Σ_i c_i δ_{l,i}.
 // GMM (ℓ_m = x·a_m − ½|a_m|² − z_m, δ = ∂U/∂ℓ): with s = c ⊙ δ,
 // ∂a_m = Σ_i s_im x_i − (Σ_i s_im) a_m and ∂z_m = −Σ_i s_im.
+// Conv: each convolution's ∂W = Σ_chunks (c ⊙ δ_l)·im2col(a_{l−1})ᵀ, one
+// GEMM per chunk of walkers (convKernel.paramGrad); the linear layers as
+// the MLP's.
 func (e *walkerEval[T]) weightedParamGrad(c []float64, grads [][]T) {
 	inputs, deltas := e.layerCaches()
+	if len(e.convK) > 0 {
+		for i, v := range c {
+			e.coef[i] = T(v)
+		}
+		for l, k := range e.convK {
+			k.paramGrad(inputs[l], deltas[l], e.coef, e.n, grads[2*l], grads[2*l+1], true)
+		}
+	}
 	if e.ps.spec.Family == models.GMM {
 		d, M := e.widths[0], e.widths[1]
 		sc := e.scaled[:e.n*M]
@@ -135,7 +157,7 @@ func (e *walkerEval[T]) weightedParamGrad(c []float64, grads [][]T) {
 		}
 		return
 	}
-	for l := range deltas {
+	for l := len(e.convK); l < len(deltas); l++ {
 		in, out := e.widths[l], e.widths[l+1]
 		sc := e.scaled[:e.n*out]
 		db := grads[2*l+1]
@@ -223,7 +245,13 @@ func newParamGrad[T Float](ps *paramSet[T], b int, vmOpts ...G.VMOpt) (*paramGra
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating the loss: %w", err)
 	}
-	return &paramGrad[T]{Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(g, vmOpts...)}, nil
+	prog := g
+	if ps.spec.Family == models.Conv {
+		// without the input gradient of the first convolution, which
+		// gorgonia's symbolic differentiation adds but nothing reads
+		prog = g.SubgraphRoots(append(G.Nodes{ud}, grads...)...)
+	}
+	return &paramGrad[T]{Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(prog, vmOpts...)}, nil
 }
 
 // run evaluates the loss gradient into grads (one slice per parameter tensor)

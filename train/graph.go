@@ -64,14 +64,19 @@ func (ps *paramSet[T]) params() *models.Params {
 }
 
 // nodes creates graph nodes for the parameters in g, backed by the master slices.
-// Biases are [1, H] matrices so they broadcast over the batch.
+// Biases are [1, H] matrices so they broadcast over the batch; conv filters
+// [Out, In, K, K] are [Out, In·K·K] matrices (same memory) and conv biases
+// vectors (see convOp).
 func (ps *paramSet[T]) nodes(g *G.ExprGraph) G.Nodes {
 	dt := dtypeOf[T]()
 	var out G.Nodes
 	for k, s := range ps.shapes {
 		shape := s.Shape
-		if len(shape) == 1 && ps.spec.Family == models.MLP {
+		if len(shape) == 1 && (ps.spec.Family == models.MLP || ps.spec.Family == models.Conv && s.Name[0] == 'b') {
 			shape = []int{1, shape[0]}
+		}
+		if len(shape) == 4 {
+			shape = []int{shape[0], shape[1] * shape[2] * shape[3]}
 		}
 		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(ps.data[k]))
 		var n *G.Node
@@ -88,8 +93,9 @@ func (ps *paramSet[T]) nodes(g *G.ExprGraph) G.Nodes {
 // energyNode builds the parametric part of U for a batch x [n, d] and returns
 // a node of shape [n]; see quadratic for the rest.
 //
-// With taps non-nil, the layer inputs a_{l−1} and pre-activations z_l (MLP),
-// or x and the mixture logits ℓ (GMM), are recorded so that per-walker
+// With taps non-nil, the layer inputs a_{l−1} and pre-activations z_l (MLP;
+// conv: the convolutions' outputs, then the linear layers'), or x and the
+// mixture logits ℓ (GMM), are recorded so that per-walker
 // backprop signals can be read back.
 func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	switch spec.Family {
@@ -97,6 +103,8 @@ func energyNode[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.
 		return gmmEnergy[T](g, spec, params, x, n, taps)
 	case models.MLP:
 		return mlpEnergy[T](g, spec, params, x, n, taps)
+	case models.Conv:
+		return convEnergy[T](g, spec, params, x, n, taps)
 	}
 	return nil, fmt.Errorf("train: unknown family %q", spec.Family)
 }
@@ -180,7 +188,7 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 }
 
 // quadratic describes the parameter-free part of an energy family,
-// c·|x − μ|² (GMM: c = ½, μ = 0; MLP: c = 1/(2σ0²), μ = μ0). It is added to U
+// c·|x − μ|² (GMM: c = ½, μ = 0; MLP and conv: c = 1/(2σ0²), μ = μ0). It is added to U
 // and its gradient 2c(x − μ) to ∇ₓU in one fused pass outside the graphs,
 // which saves the graphs two n×d temporaries and a broadcast per evaluation
 // and leaves parameter gradients unchanged.

@@ -24,7 +24,7 @@ func newPopulation[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.V
 	if err != nil {
 		return nil, err
 	}
-	pop := &population[T]{Population: smc.NewPopulation(e.X, ps.spec.Dim, 0, slices.Max(ps.spec.Layers())), eval: e}
+	pop := &population[T]{Population: smc.NewPopulation(e.X, ps.spec.Dim, 0, slices.Max(cacheWidths(ps.spec))), eval: e}
 	pop.PermuteCaches = e.gatherCaches
 	return pop, nil
 }

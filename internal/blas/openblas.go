@@ -4,7 +4,42 @@ package blas
 
 /*
 #cgo LDFLAGS: -lopenblas
+#include <stdlib.h>
+#include <string.h>
+
 void openblas_set_num_threads(int);
+char *openblas_get_corename(void);
+// Present only in DYNAMIC_ARCH builds (Debian's); weak, so that other builds
+// still link and jz_fix_coretype leaves them alone.
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+// jz_fix_coretype re-runs OpenBLAS's kernel selection (DYNAMIC_ARCH builds)
+// when it fell back to the generic SSE3 "Prescott" kernels on a CPU that has
+// AVX-512 or AVX2 with FMA: OpenBLAS 0.3.21 does not know every CPU model a
+// virtual machine reports and then leaves 3–5× of GEMM speed unused. It does
+// nothing when OPENBLAS_CORETYPE is set or another core was chosen, and
+// returns 1 when it switched.
+static int jz_fix_coretype(void) {
+	const char *name, *want = NULL;
+	if (getenv("OPENBLAS_CORETYPE") != NULL || gotoblas_dynamic_init == NULL || gotoblas_dynamic_quit == NULL) return 0;
+	name = openblas_get_corename();
+	if (name == NULL || strcmp(name, "Prescott") != 0) return 0;
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+		want = "SkylakeX";
+	} else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+		want = "Haswell";
+	} else {
+		return 0;
+	}
+	setenv("OPENBLAS_CORETYPE", want, 1);
+	gotoblas_dynamic_quit();
+	gotoblas_dynamic_init();
+	unsetenv("OPENBLAS_CORETYPE");
+	return 1;
+}
 */
 import "C"
 
@@ -27,9 +62,13 @@ const Name = "openblas (row-split GEMM across GOMAXPROCS goroutines)"
 type parallel struct{ netlib.Implementation }
 
 func init() {
+	C.jz_fix_coretype()
 	C.openblas_set_num_threads(1)
 	G.Use(parallel{})
 }
+
+// Core is the name of the OpenBLAS kernels in use ("SkylakeX", "Haswell", …).
+func Core() string { return C.GoString(C.openblas_get_corename()) }
 
 // minSplitFlops: below this a GEMM runs on one goroutine.
 const minSplitFlops = 1 << 22
@@ -99,3 +138,7 @@ func split(m, n, k int, f func(i0, i1, j0, j1 int)) {
 	}
 	wg.Wait()
 }
+
+// Serial is the BLAS without the goroutine split, for callers that already
+// run one GEMM per core (the convolution kernels of package train).
+func Serial() G.BLAS { return netlib.Implementation{} }

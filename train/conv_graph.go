@@ -1,0 +1,90 @@
+package train
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/jarzyn/jarzyn/models"
+)
+
+// convEnergy builds the parametric part of the conv family's energy for a
+// batch x [n, C·H·W] (NCHW rows): the convolutions (convOp, bias included)
+// each followed by its activation, the flatten (a no-op: rows are already
+// (C, H, W) ordered), then the linear layers as mlpEnergy builds them. The
+// quadratic base is added outside the graph (addQuadratic).
+//
+// With taps, every layer's input a_{l−1} and output z_l (before the
+// activation) are recorded, the convolutions first.
+func convEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
+	var err error
+	must := func(nd *G.Node, e error) *G.Node {
+		if e != nil && err == nil {
+			err = e
+		}
+		return nd
+	}
+	h := x
+	shapes := spec.ConvShapes()
+	for i, l := range spec.Conv {
+		in := h
+		h = must(applyConv[T](newConvGeom(shapes[i], l), h, params[2*i], params[2*i+1]))
+		if taps != nil {
+			taps.inputs = append(taps.inputs, in)
+			taps.pre = append(taps.pre, h)
+		}
+		h = must(applyActivationSlope(l.Activation, models.LeakySlopeOf(l.Activation, l.Slope), h))
+		if err != nil {
+			return nil, fmt.Errorf("train: building convolution %d: %w", i, err)
+		}
+	}
+	off := len(spec.Conv)
+	nl := len(spec.LinearLayers()) - 1
+	for j := 0; j < nl; j++ {
+		w, b := params[2*(off+j)], params[2*(off+j)+1]
+		in := h
+		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
+		if taps != nil {
+			taps.inputs = append(taps.inputs, in)
+			taps.pre = append(taps.pre, h)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("train: building linear layer %d: %w", j, err)
+		}
+		if j == nl-1 {
+			break
+		}
+		h = must(applyActivationSlope(spec.Activation, models.LeakySlopeOf(spec.Activation, spec.LeakySlope), h))
+	}
+	f := must(G.Reshape(h, tensor.Shape{n}))
+	if err != nil {
+		return nil, fmt.Errorf("train: building conv output: %w", err)
+	}
+	return f, nil
+}
+
+// cacheWidths is the width of each layer's input and output rows in the
+// walker caches: [d, H1, …, 1] for the MLP; for conv [d, Out·Ho·Wo of each
+// convolution…, Hidden…, 1] (the last convolution's width is FlatDim).
+func cacheWidths(spec models.Spec) []int {
+	if spec.Family != models.Conv {
+		return spec.Layers()
+	}
+	w := []int{spec.Dim}
+	for _, s := range spec.ConvShapes()[1:] {
+		w = append(w, s[0]*s[1]*s[2])
+	}
+	return append(w, spec.LinearLayers()[1:]...)
+}
+
+// convKernels returns a kernel per convolution of spec, for
+// weightedParamGrad.
+func convKernels[T Float](spec models.Spec) []*convKernel[T] {
+	var out []*convKernel[T]
+	shapes := spec.ConvShapes()
+	for i, l := range spec.Conv {
+		out = append(out, newConvKernel[T](newConvGeom(shapes[i], l)))
+	}
+	return out
+}

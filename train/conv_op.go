@@ -1,0 +1,583 @@
+package train
+
+import (
+	"fmt"
+	"hash"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	"gonum.org/v1/gonum/blas"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	iblas "github.com/jarzyn/jarzyn/internal/blas"
+	"github.com/jarzyn/jarzyn/models"
+	"github.com/jarzyn/jarzyn/smc"
+)
+
+// convGeom is one convolution of the conv family: input [C, H, W], filters
+// [Out, C, K, K], stride S, zero padding P, output [Out, Ho, Wo]. Activations
+// are NCHW, one sample per row of an [n, C·H·W] matrix, as models and export
+// lay them out.
+type convGeom struct {
+	C, H, W, Out, K, S, P, Ho, Wo int
+}
+
+func newConvGeom(in [3]int, l models.ConvLayer) convGeom {
+	return convGeom{C: in[0], H: in[1], W: in[2], Out: l.Out, K: l.Kernel, S: l.Stride, P: l.Pad,
+		Ho: (in[1]+2*l.Pad-l.Kernel)/l.Stride + 1, Wo: (in[2]+2*l.Pad-l.Kernel)/l.Stride + 1}
+}
+
+func (g convGeom) inSize() int  { return g.C * g.H * g.W }
+func (g convGeom) outSize() int { return g.Out * g.Ho * g.Wo }
+func (g convGeom) ckk() int     { return g.C * g.K * g.K }
+func (g convGeom) pix() int     { return g.Ho * g.Wo }
+func (g convGeom) String() string {
+	return fmt.Sprintf("%dx%dx%d>%d:k%ds%dp%d", g.C, g.H, g.W, g.Out, g.K, g.S, g.P)
+}
+
+// patchIndex returns, for every patch row r = (c·K + kh)·K + kw and output
+// pixel p = oh·Wo + ow, the index in one sample's C×H×W input of the value
+// it reads, or C·H·W (a zero slot past the sample) where it reads padding.
+func (g convGeom) patchIndex() []int32 {
+	pix, in := g.pix(), g.inSize()
+	tab := make([]int32, g.ckk()*pix)
+	for c := 0; c < g.C; c++ {
+		for kh := 0; kh < g.K; kh++ {
+			for kw := 0; kw < g.K; kw++ {
+				row := tab[((c*g.K+kh)*g.K+kw)*pix:][:pix]
+				for oh := 0; oh < g.Ho; oh++ {
+					for ow := 0; ow < g.Wo; ow++ {
+						ih, iw := oh*g.S-g.P+kh, ow*g.S-g.P+kw
+						v := in
+						if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+							v = (c*g.H+ih)*g.W + iw
+						}
+						row[oh*g.Wo+ow] = int32(v)
+					}
+				}
+			}
+		}
+	}
+	return tab
+}
+
+// im2col writes the patches of one sample into the rows r of cols (row
+// stride ld) from column off on: cols[r, off + p] = xp[tab[r, p]], where xp
+// is the sample (C×H×W) followed by one zero.
+func im2col[T Float](tab []int32, pix int, xp, cols []T, ld, off int) {
+	rows := len(tab) / pix
+	for r := 0; r < rows; r++ {
+		dst := cols[r*ld+off:][:pix]
+		for p, v := range tab[r*pix:][:pix] {
+			dst[p] = xp[v]
+		}
+	}
+}
+
+// col2im adds the patch gradients in cols (laid out as im2col writes them)
+// onto dxp, one sample's input gradient (C×H×W) followed by a slot that
+// collects the padding's share.
+func col2im[T Float](tab []int32, pix int, cols, dxp []T, ld, off int) {
+	rows := len(tab) / pix
+	for r := 0; r < rows; r++ {
+		src := cols[r*ld+off:][:pix]
+		for p, v := range tab[r*pix:][:pix] {
+			dxp[v] += src[p]
+		}
+	}
+}
+
+// gemm is C = αAB + βC (row-major, op(A) m×k, op(B) k×n) on the serial
+// BLAS: the kernels below already run one GEMM per core.
+func gemm[T Float](tA, tB blas.Transpose, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	switch a := any(a).(type) {
+	case []float32:
+		serialBLAS.Sgemm(tA, tB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		serialBLAS.Dgemm(tA, tB, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+var serialBLAS = iblas.Serial()
+
+// convChunkFloats bounds one worker's scratch (patches plus one output
+// block) in values. 1<<20 (4 MiB in float32) measured best: the CIFAR net's
+// GEMMs at 1<<18 had too few columns (1.8 s against 1.06 s per energy and
+// gradient of 256 images); the MNIST net did not tell the two apart.
+var convChunkFloats = 1 << 20
+
+// convMinChunks is the fewest chunks a batch is cut into (when it has that
+// many samples), so that the cores share the work.
+const convMinChunks = 8
+
+// convSlots is the number of partial sums of a parameter gradient: slot s
+// sums a fixed range of chunks in order and the slots are added in order,
+// so the result depends on the batch alone, not on the number of cores or
+// on which core took which chunk (runs resume bit for bit).
+const convSlots = 8
+
+// convKernel runs one convolution over a batch: the batch is cut into chunks
+// of samples (how many depends on the geometry and the batch size only),
+// and each worker takes chunks in turn, lays a chunk's patches out as one
+// [C·K·K, ns·Ho·Wo] matrix (im2col) and multiplies it with the filters in
+// one GEMM on its own core. Scratch is kept per worker and reused across
+// calls.
+type convKernel[T Float] struct {
+	g       convGeom
+	workers int
+	cols    [][]T   // per worker: C·K·K × chunk·pix
+	mat     [][]T   // per worker: Out × chunk·pix
+	acc     [][]T   // per slot: filter and bias gradient, Out·C·K·K + Out
+	tab     []int32 // patchIndex
+	xp      [][]T   // per worker: one sample and a zero slot
+	out     outBuf  // the op's output, reused across runs
+}
+
+func newConvKernel[T Float](g convGeom) *convKernel[T] {
+	w := max(1, runtime.GOMAXPROCS(0))
+	return &convKernel[T]{g: g, workers: w, cols: make([][]T, w), mat: make([][]T, w), xp: make([][]T, w)}
+}
+
+// chunking returns the samples per chunk and the number of chunks for a
+// batch of n: as many samples as fit convChunkFloats, and at least
+// convMinChunks chunks when n allows.
+func (k *convKernel[T]) chunking(n int) (ns, chunks int) {
+	per := (k.g.ckk() + k.g.Out) * k.g.pix()
+	ns = max(1, convChunkFloats/per)
+	ns = min(ns, max(1, (n+convMinChunks-1)/convMinChunks))
+	chunks = (n + ns - 1) / ns
+	return ns, chunks
+}
+
+// parallel calls f(worker, job) for jobs 0..jobs−1, shared out dynamically
+// over at most k.workers goroutines.
+func (k *convKernel[T]) parallel(jobs int, f func(w, job int)) {
+	var next atomic.Int64
+	smc.For(min(k.workers, runtime.GOMAXPROCS(0), jobs), func(lo, hi int) {
+		for w := lo; w < hi; w++ {
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= jobs {
+					break
+				}
+				f(w, j)
+			}
+		}
+	})
+}
+
+// run calls f(worker, s0, s1) for every chunk [s0, s1) of n samples, the
+// chunks shared out dynamically over the workers; the worker's scratch has
+// room for ns samples.
+func (k *convKernel[T]) run(n int, f func(w, s0, s1 int)) {
+	ns, chunks := k.chunking(n)
+	k.parallel(chunks, func(w, c int) { f(w, c*ns, min(n, (c+1)*ns)) })
+}
+
+func (k *convKernel[T]) scratch(w, n int) (cols, mat []T) {
+	if k.tab == nil {
+		panic("train: convKernel used before prepare")
+	}
+	ns, _ := k.chunking(n)
+	nc, nm := k.g.ckk()*ns*k.g.pix(), k.g.Out*ns*k.g.pix()
+	if len(k.cols[w]) < nc {
+		k.cols[w] = make([]T, nc)
+	}
+	if len(k.mat[w]) < nm {
+		k.mat[w] = make([]T, nm)
+	}
+	return k.cols[w][:nc], k.mat[w][:nm]
+}
+
+// prepare makes the patch table (once) and the per-worker sample buffers;
+// it runs before the workers start.
+func (k *convKernel[T]) prepare() {
+	if k.tab == nil {
+		k.tab = k.g.patchIndex()
+		for w := range k.xp {
+			k.xp[w] = make([]T, k.g.inSize()+1)
+		}
+	}
+}
+
+// im2colSample copies sample x into the worker's padded buffer and lays
+// out its patches.
+func (k *convKernel[T]) im2colSample(w int, x, cols []T, ld, off int) {
+	xp := k.xp[w]
+	copy(xp, x)
+	xp[len(x)] = 0
+	im2col(k.tab, k.g.pix(), xp, cols, ld, off)
+}
+
+// forward computes y[s] = W ⋆ x[s] + b for the n samples of x (n×C·H·W)
+// into y (n×Out·Ho·Wo); w is [Out, C·K·K], b [Out].
+func (k *convKernel[T]) forward(x, w, b, y []T, n int) {
+	k.prepare()
+	g := k.g
+	pix, in, out, ckk := g.pix(), g.inSize(), g.outSize(), g.ckk()
+	k.run(n, func(wk, s0, s1 int) {
+		cols, mat := k.scratch(wk, n)
+		ld := (s1 - s0) * pix
+		for s := s0; s < s1; s++ {
+			k.im2colSample(wk, x[s*in:(s+1)*in], cols, ld, (s-s0)*pix)
+		}
+		gemm(blas.NoTrans, blas.NoTrans, g.Out, ld, ckk, 1, w, ckk, cols, ld, 0, mat, ld)
+		for s := s0; s < s1; s++ {
+			ys := y[s*out : (s+1)*out]
+			for o := 0; o < g.Out; o++ {
+				src := mat[o*ld+(s-s0)*pix : o*ld+(s-s0+1)*pix]
+				dst := ys[o*pix : (o+1)*pix]
+				bo := b[o]
+				for p, v := range src {
+					dst[p] = v + bo
+				}
+			}
+		}
+	})
+}
+
+// gatherDelta lays out the output gradients of samples [s0, s1) as an
+// [Out, ns·pix] matrix, each sample's scaled by coef[s] when coef is non-nil.
+func (k *convKernel[T]) gatherDelta(gy, coef, mat []T, s0, s1 int) {
+	g := k.g
+	pix, out := g.pix(), g.outSize()
+	ld := (s1 - s0) * pix
+	for s := s0; s < s1; s++ {
+		gs := gy[s*out : (s+1)*out]
+		for o := 0; o < g.Out; o++ {
+			src := gs[o*pix : (o+1)*pix]
+			dst := mat[o*ld+(s-s0)*pix : o*ld+(s-s0+1)*pix]
+			if coef == nil {
+				copy(dst, src)
+				continue
+			}
+			c := coef[s]
+			for p, v := range src {
+				dst[p] = c * v
+			}
+		}
+	}
+}
+
+// inputGrad computes dx = ∂/∂x of Σ gy ⊙ (W ⋆ x): per chunk one GEMM
+// Wᵀ·δ [C·K·K, ns·pix] and col2im.
+func (k *convKernel[T]) inputGrad(w, gy, dx []T, n int) {
+	k.prepare()
+	g := k.g
+	pix, in, ckk := g.pix(), g.inSize(), g.ckk()
+	k.run(n, func(wk, s0, s1 int) {
+		cols, mat := k.scratch(wk, n)
+		ld := (s1 - s0) * pix
+		k.gatherDelta(gy, nil, mat, s0, s1)
+		gemm(blas.Trans, blas.NoTrans, ckk, ld, g.Out, 1, w, ckk, mat, ld, 0, cols, ld)
+		xp := k.xp[wk]
+		for s := s0; s < s1; s++ {
+			clear(xp)
+			col2im(k.tab, pix, cols, xp, ld, (s-s0)*pix)
+			copy(dx[s*in:(s+1)*in], xp)
+		}
+	})
+}
+
+// paramGrad computes the filter and bias gradients of Σ_s coef_s gy_s ⊙
+// (W ⋆ x_s + b) (coef nil: all 1): dW = Σ_chunks δ·colsᵀ, db = Σ δ. It adds
+// them to dw (Out×C·K·K) and db (Out) when add is true, and overwrites them
+// otherwise; either may be nil.
+func (k *convKernel[T]) paramGrad(x, gy, coef []T, n int, dw, db []T, add bool) {
+	k.prepare()
+	g := k.g
+	pix, in, ckk := g.pix(), g.inSize(), g.ckk()
+	nw, nb := g.Out*ckk, g.Out
+	ns, chunks := k.chunking(n)
+	slots := min(convSlots, chunks)
+	for len(k.acc) < slots {
+		k.acc = append(k.acc, nil)
+	}
+	k.parallel(slots, func(wk, slot int) {
+		if len(k.acc[slot]) < nw+nb {
+			k.acc[slot] = make([]T, nw+nb)
+		}
+		acc := k.acc[slot][:nw+nb]
+		clear(acc)
+		cols, mat := k.scratch(wk, n)
+		for c := slot * chunks / slots; c < (slot+1)*chunks/slots; c++ {
+			s0, s1 := c*ns, min(n, (c+1)*ns)
+			ld := (s1 - s0) * pix
+			k.gatherDelta(gy, coef, mat, s0, s1)
+			if dw != nil {
+				for s := s0; s < s1; s++ {
+					k.im2colSample(wk, x[s*in:(s+1)*in], cols, ld, (s-s0)*pix)
+				}
+				gemm(blas.NoTrans, blas.Trans, g.Out, ckk, ld, 1, mat, ld, cols, ld, 1, acc, ckk)
+			}
+			if db != nil {
+				for o := 0; o < g.Out; o++ {
+					var s T
+					for _, v := range mat[o*ld : (o+1)*ld] {
+						s += v
+					}
+					acc[nw+o] += s
+				}
+			}
+		}
+	})
+	if !add {
+		if dw != nil {
+			clear(dw)
+		}
+		if db != nil {
+			clear(db)
+		}
+	}
+	for _, acc := range k.acc[:slots] {
+		if dw != nil {
+			for i, v := range acc[:nw] {
+				dw[i] += v
+			}
+		}
+		if db != nil {
+			for i, v := range acc[nw : nw+nb] {
+				db[i] += v
+			}
+		}
+	}
+}
+
+// The gorgonia ops. Each keeps its output tensor and returns it again on
+// every run (gorgonia's tape machine drops the values of its registers on
+// Reset, so a preallocated output would be allocated anew each time).
+// Inputs and outputs are matrices: x [n, C·H·W], the
+// filters [Out, C·K·K] (the [Out, C, K, K] tensor of the spec, same
+// memory), the bias a vector [Out], y [n, Out·Ho·Wo].
+
+// convOp is y = W ⋆ x + b; its derivatives are convInputGradOp,
+// convParamGradOp (filters) and convParamGradOp with bias set.
+type convOp[T Float] struct{ k *convKernel[T] }
+
+// convInputGradOp is dx from (W, gy).
+type convInputGradOp[T Float] struct{ k *convKernel[T] }
+
+// convParamGradOp is dW (bias false) or db (bias true) from (x, gy).
+type convParamGradOp[T Float] struct {
+	k    *convKernel[T]
+	bias bool
+}
+
+var (
+	_ G.SDOp            = convOp[float32]{}
+	_ G.UsePreallocDoer = convOp[float32]{}
+	_ G.UsePreallocDoer = convInputGradOp[float32]{}
+	_ G.UsePreallocDoer = convParamGradOp[float32]{}
+)
+
+// applyConv adds y = W ⋆ x + b for x [n, C·H·W], w [Out, C·K·K], b [Out].
+func applyConv[T Float](g convGeom, x, w, b *G.Node) (*G.Node, error) {
+	return G.ApplyOp(convOp[T]{newConvKernel[T](g)}, x, w, b)
+}
+
+func matType() G.TensorType { return G.TensorType{Dims: 2, Of: hm.TypeVariable('a')} }
+func vecType() G.TensorType { return G.TensorType{Dims: 1, Of: hm.TypeVariable('a')} }
+
+func inShape(in []G.DimSizer, i int) (tensor.Shape, error) {
+	s, ok := in[i].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("train: convolution input %d has shape %T", i, in[i])
+	}
+	return s, nil
+}
+
+func (op convOp[T]) Arity() int { return 3 }
+func (op convOp[T]) Type() hm.Type {
+	return hm.NewFnType(matType(), matType(), vecType(), matType())
+}
+func (op convOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := inShape(in, 0)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0], op.k.g.outSize()}, nil
+}
+func (op convOp[T]) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convOp[T]) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	d, err := denseData[T](op.String(), in...)
+	if err != nil {
+		return nil, err
+	}
+	x, w, b := d[0], d[1], d[2]
+	g := op.k.g
+	n := len(x) / g.inSize()
+	if len(x) != n*g.inSize() || len(w) != g.Out*g.ckk() || len(b) != g.Out {
+		return nil, fmt.Errorf("train: %s got inputs of %d, %d, %d values", op, len(x), len(w), len(b))
+	}
+	out, y := outDense[T](&op.k.out, pre, n, g.outSize())
+	op.k.forward(x, w, b, y, n)
+	return out, nil
+}
+func (op convOp[T]) ReturnsPtr() bool      { return false }
+func (op convOp[T]) CallsExtern() bool     { return false }
+func (op convOp[T]) OverwritesInput() int  { return -1 }
+func (op convOp[T]) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convOp[T]) Hashcode() uint32      { return hashOf(op.String()) }
+func (op convOp[T]) String() string        { return "conv2d:" + op.k.g.String() }
+func (op convOp[T]) DiffWRT(int) []bool    { return []bool{true, true, true} }
+func (op convOp[T]) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	// each derivative op has its own kernel (scratch), so the three may run
+	// in any order
+	g := op.k.g
+	dx, err := G.ApplyOp(convInputGradOp[T]{newConvKernel[T](g)}, inputs[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(convParamGradOp[T]{k: newConvKernel[T](g)}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(convParamGradOp[T]{k: newConvKernel[T](g), bias: true}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+func (op convInputGradOp[T]) Arity() int { return 2 }
+func (op convInputGradOp[T]) Type() hm.Type {
+	return hm.NewFnType(matType(), matType(), matType())
+}
+func (op convInputGradOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := inShape(in, 1)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0], op.k.g.inSize()}, nil
+}
+func (op convInputGradOp[T]) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convInputGradOp[T]) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	d, err := denseData[T](op.String(), in...)
+	if err != nil {
+		return nil, err
+	}
+	w, gy := d[0], d[1]
+	g := op.k.g
+	n := len(gy) / g.outSize()
+	if len(gy) != n*g.outSize() || len(w) != g.Out*g.ckk() {
+		return nil, fmt.Errorf("train: %s got inputs of %d, %d values", op, len(w), len(gy))
+	}
+	out, dx := outDense[T](&op.k.out, pre, n, g.inSize())
+	op.k.inputGrad(w, gy, dx, n)
+	return out, nil
+}
+func (op convInputGradOp[T]) ReturnsPtr() bool      { return false }
+func (op convInputGradOp[T]) CallsExtern() bool     { return false }
+func (op convInputGradOp[T]) OverwritesInput() int  { return -1 }
+func (op convInputGradOp[T]) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convInputGradOp[T]) Hashcode() uint32      { return hashOf(op.String()) }
+func (op convInputGradOp[T]) String() string        { return "conv2d_dx:" + op.k.g.String() }
+func (op convInputGradOp[T]) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op convInputGradOp[T]) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("train: second derivatives of convolutions are not implemented")
+}
+
+func (op convParamGradOp[T]) Arity() int { return 2 }
+func (op convParamGradOp[T]) Type() hm.Type {
+	if op.bias {
+		return hm.NewFnType(matType(), matType(), vecType())
+	}
+	return hm.NewFnType(matType(), matType(), matType())
+}
+func (op convParamGradOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	if op.bias {
+		return tensor.Shape{op.k.g.Out}, nil
+	}
+	return tensor.Shape{op.k.g.Out, op.k.g.ckk()}, nil
+}
+func (op convParamGradOp[T]) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convParamGradOp[T]) UsePreallocDo(pre G.Value, in ...G.Value) (G.Value, error) {
+	d, err := denseData[T](op.String(), in...)
+	if err != nil {
+		return nil, err
+	}
+	x, gy := d[0], d[1]
+	g := op.k.g
+	n := len(x) / g.inSize()
+	if len(x) != n*g.inSize() || len(gy) != n*g.outSize() {
+		return nil, fmt.Errorf("train: %s got inputs of %d, %d values", op, len(x), len(gy))
+	}
+	if op.bias {
+		out, db := outDenseShape[T](&op.k.out, pre, tensor.Shape{g.Out})
+		op.k.paramGrad(x, gy, nil, n, nil, db, false)
+		return out, nil
+	}
+	out, dw := outDenseShape[T](&op.k.out, pre, tensor.Shape{g.Out, g.ckk()})
+	op.k.paramGrad(x, gy, nil, n, dw, nil, false)
+	return out, nil
+}
+func (op convParamGradOp[T]) ReturnsPtr() bool      { return false }
+func (op convParamGradOp[T]) CallsExtern() bool     { return false }
+func (op convParamGradOp[T]) OverwritesInput() int  { return -1 }
+func (op convParamGradOp[T]) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convParamGradOp[T]) Hashcode() uint32      { return hashOf(op.String()) }
+func (op convParamGradOp[T]) String() string {
+	if op.bias {
+		return "conv2d_db:" + op.k.g.String()
+	}
+	return "conv2d_dw:" + op.k.g.String()
+}
+func (op convParamGradOp[T]) DiffWRT(n int) []bool { return make([]bool, n) }
+func (op convParamGradOp[T]) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("train: second derivatives of convolutions are not implemented")
+}
+
+// denseData returns the backing slices of the op's inputs, which must be
+// dense tensors of element type T.
+func denseData[T Float](op string, in ...G.Value) ([][]T, error) {
+	out := make([][]T, len(in))
+	for i, v := range in {
+		t, ok := v.(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("train: %s expects tensors, got %T for input %d", op, v, i)
+		}
+		d, ok := t.Data().([]T)
+		if !ok {
+			return nil, fmt.Errorf("train: %s expects %v inputs, got %v for input %d", op, dtypeOf[T](), t.Dtype(), i)
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// outBuf is an op's output tensor, kept across runs.
+type outBuf struct{ t *tensor.Dense }
+
+// outDense returns pre when it is an [r, c] tensor of T, else the one kept
+// in buf (made when missing or of another shape).
+func outDense[T Float](buf *outBuf, pre G.Value, r, c int) (*tensor.Dense, []T) {
+	return outDenseShape[T](buf, pre, tensor.Shape{r, c})
+}
+
+// get is the kept tensor, or nil (also for a nil buf).
+func (b *outBuf) get() G.Value {
+	if b == nil || b.t == nil {
+		return nil
+	}
+	return b.t
+}
+
+// keep keeps v when b is non-nil.
+func (b *outBuf) keep(v G.Value) {
+	if t, ok := v.(*tensor.Dense); ok && b != nil {
+		b.t = t
+	}
+}
+
+func outDenseShape[T Float](buf *outBuf, pre G.Value, s tensor.Shape) (*tensor.Dense, []T) {
+	if t, ok := pre.(*tensor.Dense); ok && t.Dtype() == dtypeOf[T]() && t.Shape().Eq(s) {
+		return t, t.Data().([]T)
+	}
+	if t := buf.t; t != nil && t.Dtype() == dtypeOf[T]() && t.Shape().Eq(s) {
+		return t, t.Data().([]T)
+	}
+	buf.t = tensor.New(tensor.Of(dtypeOf[T]()), tensor.WithShape(s...))
+	return buf.t, buf.t.Data().([]T)
+}
