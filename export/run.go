@@ -115,8 +115,10 @@ func (o *Options) defaults() error {
 // has one, else uniform in [data_min, data_max]) and compares energy and
 // gradient with o.Reference. Only when both relative errors are within
 // Tolerance is the model written to o.Out (atomically: a temporary file
-// renamed into place); otherwise o.Out is left as it was and the error
-// reports both numbers.
+// renamed into place), sealed by o.Out+".sha256" (its SHA-256, which
+// jarzyn-serve checks at load; see models.VerifySeal); otherwise o.Out is
+// left as it was and the error reports both numbers. The latent model is
+// written and sealed the same way.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -174,22 +176,42 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	if err := atomicfile.WriteFile(o.Out, model, 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+	if err := writeSealed(o.Out, model); err != nil {
+		return nil, err
 	}
 	lp := models.LatentPath(o.Out)
 	if latent == nil {
 		// a latent model left by an earlier export would not match this one
-		if err := os.Remove(lp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("export: removing the stale %s: %w", lp, err)
+		for _, p := range []string{models.SealPath(lp), lp} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("export: removing the stale %s: %w", p, err)
+			}
 		}
 		return res, nil
 	}
-	if err := atomicfile.WriteFile(lp, latent, 0o644); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+	if err := writeSealed(lp, latent); err != nil {
+		return nil, err
 	}
 	res.LatentOut = lp
 	return res, nil
+}
+
+// writeSealed writes data to path and its seal (models.Seal: the SHA-256,
+// in sha256sum's format) to path.sha256, each atomically. The old seal goes
+// first, so that a crash at any point leaves a model with its own seal, or
+// a model without one (which loads with a warning), never a model beside
+// another model's seal (which would be refused).
+func writeSealed(path string, data []byte) error {
+	if err := os.Remove(models.SealPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("export: removing the old seal %s: %w", models.SealPath(path), err)
+	}
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := models.WriteSeal(path, data); err != nil {
+		return fmt.Errorf("export: writing the seal of %s: %w", path, err)
+	}
+	return nil
 }
 
 // buildLatent builds and checks the latent model of an MLP whose first layer

@@ -77,8 +77,8 @@ func TestRun(t *testing.T) {
 			if m.Method != "jarzynski" || m.StepSize != 0.1 || m.LogZEstimate != 2.5 || m.DataMin != -11 || m.ConfigDigest != "d1" {
 				t.Errorf("metadata %+v", m)
 			}
-			if names := dirEntries(t, outDir); len(names) != 1 {
-				t.Errorf("output dir holds %v, want only model.onnx", names)
+			if names := dirEntries(t, outDir); len(names) != 2 || names[0] != "model.onnx" || names[1] != "model.onnx.sha256" {
+				t.Errorf("output dir holds %v, want only model.onnx and its seal model.onnx.sha256", names)
 			}
 		})
 	}

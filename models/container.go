@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/jarzyn/jarzyn/internal/atomicfile"
 )
@@ -123,6 +129,9 @@ func (c *Container) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("models: encoding header: %w", err)
 	}
+	if len(hb) > MaxHeaderBytes || len(names) > MaxSections {
+		return nil, fmt.Errorf("models: container header of %d bytes and %d sections exceeds the limits (%d bytes, %d sections)", len(hb), len(names), MaxHeaderBytes, MaxSections)
+	}
 	var buf bytes.Buffer
 	buf.WriteString(containerMagic)
 	var l [4]byte
@@ -137,7 +146,18 @@ func (c *Container) Encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Bounds of the container format: a header of at most MaxHeaderBytes
+// holding at most MaxSections sections. A file beyond them is refused as
+// damaged, before anything is allocated for it.
+const (
+	MaxHeaderBytes = 16 << 20
+	MaxSections    = 1 << 16
+)
+
 // DecodeContainer parses and verifies a container; name is used in errors.
+// Every length and offset is checked against the bytes present without
+// overflow, so a file with a valid checksum and absurd lengths is an error,
+// never a panic.
 func DecodeContainer(b []byte, name string) (*Container, error) {
 	if len(b) < len(containerMagic)+4+sha256.Size || string(b[:len(containerMagic)]) != containerMagic {
 		return nil, fmt.Errorf("models: %s is not a jarzyn weights/checkpoint file (bad magic or too short: %d bytes)", name, len(b))
@@ -147,23 +167,30 @@ func DecodeContainer(b []byte, name string) (*Container, error) {
 		return nil, fmt.Errorf("models: %s is damaged or truncated (checksum mismatch); refusing to load it", name)
 	}
 	off := len(containerMagic)
-	hl := int(binary.LittleEndian.Uint32(b[off:]))
+	hl := uint64(binary.LittleEndian.Uint32(b[off:]))
 	off += 4
-	if hl < 0 || off+hl > len(body) {
-		return nil, fmt.Errorf("models: %s has a header length %d beyond the file", name, hl)
+	if hl > MaxHeaderBytes || hl > uint64(len(body)-off) {
+		return nil, fmt.Errorf("models: %s has a header length %d beyond the file or the limit of %d bytes", name, hl, MaxHeaderBytes)
 	}
 	var h containerHeader
-	if err := json.Unmarshal(body[off:off+hl], &h); err != nil {
+	if err := json.Unmarshal(body[off:off+int(hl)], &h); err != nil {
 		return nil, fmt.Errorf("models: %s has a bad header: %w", name, err)
 	}
-	off += hl
+	off += int(hl)
+	if len(h.Sections) > MaxSections {
+		return nil, fmt.Errorf("models: %s has %d sections, more than the limit of %d", name, len(h.Sections), MaxSections)
+	}
 	c := NewContainer(h.Kind)
 	if h.Meta != nil {
 		c.Meta = h.Meta
 	}
 	for _, s := range h.Sections {
-		if s.Len < 0 || off+s.Len > len(body) {
-			return nil, fmt.Errorf("models: %s section %q runs past the end of the file", name, s.Name)
+		// off ≤ len(body) holds here, so the subtraction cannot wrap
+		if s.Len < 0 || s.Len > len(body)-off {
+			return nil, fmt.Errorf("models: %s section %q has length %d, beyond the %d bytes left in the file", name, s.Name, s.Len, len(body)-off)
+		}
+		if _, dup := c.sections[s.Name]; dup {
+			return nil, fmt.Errorf("models: %s lists section %q twice", name, s.Name)
 		}
 		c.sections[s.Name] = body[off : off+s.Len]
 		off += s.Len
@@ -209,6 +236,20 @@ func (c *Container) Params() (*Params, error) {
 	if err := c.JSON("spec", &spec); err != nil {
 		return nil, err
 	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	// every parameter's values are in the file: compare the spec's sizes
+	// with the sections before allocating anything for them
+	for _, ts := range spec.ParamShapes() {
+		b, err := c.Bytes("param/" + ts.Name)
+		if err != nil {
+			return nil, err
+		}
+		if n, ok := boundedProd(ts.Shape, len(b)/8); !ok || n*8 != len(b) {
+			return nil, fmt.Errorf("models: parameter %s has %d bytes, not 8 per value of shape %v", ts.Name, len(b), ts.Shape)
+		}
+	}
 	p, err := NewParams(spec)
 	if err != nil {
 		return nil, err
@@ -225,6 +266,19 @@ func (c *Container) Params() (*Params, error) {
 		copy(t.Data, v)
 	}
 	return p, p.Check()
+}
+
+// boundedProd returns the product of the non-negative dims of shape when it
+// is at most limit (false otherwise), without overflowing.
+func boundedProd(shape []int, limit int) (int, bool) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 || (d > 0 && n > limit/d) {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, n <= limit
 }
 
 // WriteParams writes a weights file: the parameters plus string metadata.
@@ -250,4 +304,65 @@ func ReadParams(path string) (*Params, map[string]string, error) {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, c.Meta, nil
+}
+
+// SealSuffix ends the name of a file's seal: model.onnx is sealed by
+// model.onnx.sha256 beside it.
+const SealSuffix = ".sha256"
+
+// maxSealBytes bounds how much of a seal file is read.
+const maxSealBytes = 4096
+
+// SealPath returns the seal file of path.
+func SealPath(path string) string { return path + SealSuffix }
+
+// Seal returns the seal of data written as path: the SHA-256 in hex, two
+// spaces and the file's base name, the line `sha256sum` writes, so that
+// `sha256sum -c model.onnx.sha256` checks it from its folder.
+func Seal(path string, data []byte) []byte {
+	sum := sha256.Sum256(data)
+	return []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(path) + "\n")
+}
+
+// WriteSeal writes the seal of data, the content of path, to SealPath(path)
+// atomically.
+func WriteSeal(path string, data []byte) error {
+	return atomicfile.WriteFile(SealPath(path), Seal(path, data), 0o644)
+}
+
+// ErrNoSeal is VerifySeal's error for a file without a seal.
+var ErrNoSeal = errors.New("models: file has no seal")
+
+// VerifySeal checks data, the content of path, against the seal beside it.
+// It returns an error wrapping ErrNoSeal when there is no seal file, and an
+// error naming both files when the seal is unreadable, malformed or holds
+// another SHA-256 (the file was damaged or changed after it was sealed).
+func VerifySeal(path string, data []byte) error {
+	sp := SealPath(path)
+	f, err := os.Open(sp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s is missing", ErrNoSeal, sp)
+	}
+	if err != nil {
+		return fmt.Errorf("models: cannot read the seal of %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSealBytes+1))
+	if err != nil {
+		return fmt.Errorf("models: cannot read the seal of %s: %w", path, err)
+	}
+	fields := strings.Fields(string(b))
+	want, herr := []byte(nil), error(nil)
+	if len(fields) > 0 {
+		want, herr = hex.DecodeString(fields[0])
+	}
+	if len(b) > maxSealBytes || len(fields) == 0 || herr != nil || len(want) != sha256.Size {
+		return fmt.Errorf("models: seal %s of %s is malformed: want a line \"<64 hex digits>  %s\"", sp, path, filepath.Base(path))
+	}
+	got := sha256.Sum256(data)
+	if !bytes.Equal(got[:], want) {
+		return fmt.Errorf("models: %s does not match its seal %s (SHA-256 %x, sealed %x): the file was damaged or changed after export",
+			path, sp, got, want)
+	}
+	return nil
 }

@@ -5,18 +5,36 @@
 #
 # Builds jarzyn-serve and the load generator (serve/loadtest), writes a small
 # 2-D Gaussian-mixture model when none is given, starts the server on
-# 127.0.0.1 only, runs CLIENTS (16) concurrent clients of small POST
-# /v1/sample requests for DURATION (60s, at most 10m), prints requests/s,
-# p50/p90/p99 latency, the error count and the server's RSS at the start and
-# end, then stops the server with SIGTERM (graceful shutdown) and checks
-# that it exits 0. Environment: CLIENTS, DURATION, PORT (18080),
-# BODY (JSON of each request, default {"n":16,"steps":10}), SERVE_FLAGS.
+# 127.0.0.1 only, and for DURATION (60s, at most 10m) runs at once:
+#   - CLIENTS (16) concurrent clients of small POST /v1/sample requests;
+#   - INFER_CLIENTS (32) clients uploading INFER_BYTES (7000000) /v2 infer
+#     bodies over and over, against the server's in-flight body budget;
+#   - SLOW (300) connections that send their headers and never their body
+#     (a Content-Length whose bytes never come, a chunk of size 2^64-1, a
+#     Content-Length of 1 GB), reconnecting whenever the server cuts them off;
+#   - a GET /v2/health/live probe on a new connection every 100 ms.
+# It prints requests/s, p50/p90/p99 latency, the error count, the server's
+# RSS and file descriptors, the budget's 503s, the slow connections' fate
+# and the probes' latency, and fails (exit 1) on any 5xx other than the
+# budget's 503 with Retry-After, a probe slower than 100 ms, a peak RSS more
+# than RSS_BUDGETS (4) body budgets above the idle RSS, or file descriptors
+# not released after the clients are gone. Then it stops the server with
+# SIGTERM (graceful shutdown), checks that it exits 0, and fails on any
+# ERROR line in the server's log (the budget's refusals are warnings). INFER_CLIENTS=0
+# SLOW=0 gives the plain load test. Environment: CLIENTS, DURATION, PORT
+# (18080), BODY (JSON of each sampling request, default
+# {"n":16,"steps":10}), INFER_CLIENTS, INFER_BYTES, SLOW, RSS_BUDGETS,
+# SERVE_FLAGS (extra jarzyn-serve http flags, e.g. --max-inflight-bytes).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLIENTS=${CLIENTS:-16}
 DURATION=${DURATION:-60s}
 PORT=${PORT:-18080}
 BODY=${BODY:-'{"n":16,"steps":10}'}
+INFER_CLIENTS=${INFER_CLIENTS:-32}
+INFER_BYTES=${INFER_BYTES:-7000000}
+SLOW=${SLOW:-300}
+RSS_BUDGETS=${RSS_BUDGETS:-4}
 TMP=$(mktemp -d)
 PID=
 cleanup() {
@@ -34,10 +52,11 @@ if [ -z "$MODEL" ]; then
   "$TMP/loadtest" -write-model "$MODEL"
 fi
 # shellcheck disable=SC2086
-"$TMP/jarzyn-serve" http --model "$MODEL" --addr "127.0.0.1:$PORT" --log-level warn ${SERVE_FLAGS:-} &
+"$TMP/jarzyn-serve" http --model "$MODEL" --addr "127.0.0.1:$PORT" --log-level warn ${SERVE_FLAGS:-} 2>"$TMP/server.log" &
 PID=$!
 set +e
-"$TMP/loadtest" -url "http://127.0.0.1:$PORT" -c "$CLIENTS" -d "$DURATION" -body "$BODY" -pid "$PID"
+"$TMP/loadtest" -url "http://127.0.0.1:$PORT" -c "$CLIENTS" -d "$DURATION" -body "$BODY" -pid "$PID" \
+  -infer-clients "$INFER_CLIENTS" -infer-bytes "$INFER_BYTES" -slow "$SLOW" -rss-budgets "$RSS_BUDGETS"
 RC=$?
 set -e
 kill -TERM "$PID"
@@ -48,4 +67,12 @@ else
   RC=1
 fi
 PID=
+# the server's log (at warn): budget refusals are warnings; any error fails
+WARN=$(grep -c 'level=WARN' "$TMP/server.log" || true)
+ERRORS=$(grep -c 'level=ERROR' "$TMP/server.log" || true)
+echo "loadtest: server log: $WARN warnings, $ERRORS errors"
+if [ "$ERRORS" -gt 0 ]; then
+  grep 'level=ERROR' "$TMP/server.log" | head -5 >&2
+  RC=1
+fi
 exit $RC

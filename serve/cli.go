@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -75,7 +76,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 	ortLib := fs.String("ort-lib", "", "ONNX Runtime shared library (default $"+ortlib.EnvVar+", then "+ortlib.DefaultRel+")")
 	device := fs.String("device", "cpu", "execution provider: cpu, cuda (fail without CUDA) or auto (CUDA, else CPU)")
 	cudaLib := fs.String("cuda-ep-lib", "", "CUDA plugin execution provider libonnxruntime_providers_cuda.so (default $"+CUDAEnvVar+", then next to the ONNX Runtime library)")
-	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads per Run (default 1: one Run per core, each on its own walkers)")
+	threads := fs.Int("threads", 0, fmt.Sprintf("ONNX Runtime intra-op threads per Run, at most %d (default 1: one Run per core, each on its own walkers)", HardLimits().MaxThreads))
 	noLatent := fs.Bool("no-latent", false, "ignore the model's latent reduction (model.latent.onnx) and always sample in the full dimension")
 	noFused := fs.Bool("no-fused", false, "run the file's graph as it is on the CPU, without jarzyn's fused activation operators")
 	return func() (LoadOptions, error) {
@@ -83,8 +84,9 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 		if err != nil {
 			return LoadOptions{}, err
 		}
-		if *threads < 0 {
-			return LoadOptions{}, fieldErr("threads", "must be ≥ 0, got %d", *threads)
+		// ONNX Runtime crashes creating a session with a huge thread count
+		if err := HardLimits().CheckThreads(*threads); err != nil {
+			return LoadOptions{}, err
 		}
 		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent, NoFused: *noFused}, nil
 	}
@@ -112,7 +114,12 @@ func failure(fs *flag.FlagSet, err error) int {
 func flagMessage(err error) string {
 	var fe *FieldError
 	if errors.As(err, &fe) {
-		return "--" + strings.ReplaceAll(fe.Field, "_", "-") + ": " + fe.Msg
+		// "n*steps" names two flags
+		flags := strings.Split(fe.Field, "*")
+		for i, f := range flags {
+			flags[i] = "--" + strings.ReplaceAll(f, "_", "-")
+		}
+		return strings.Join(flags, " * ") + ": " + fe.Msg
 	}
 	return trimServe(err)
 }
@@ -141,10 +148,10 @@ type SampleSummary struct {
 func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sample", stderr, "--model FILE --n N --steps K --out FILE [flags]")
 	model := fs.String("model", "", "exported model.onnx (required)")
-	out := fs.String("out", "", "output file (required); written atomically")
+	out := fs.String("out", "", "output file (required); checked writable before sampling; with its log-weights file, all written or none")
 	format := fs.String("format", "", "csv, npy or png (default from --out's extension, else csv)")
-	n := fs.Int("n", 1000, "number of samples (walkers)")
-	steps := fs.Int("steps", 100, "ULA steps; with --weighted, annealing steps of the linear schedule β_k = k/steps")
+	n := fs.Int("n", 1000, fmt.Sprintf("number of samples (walkers), at most %d, and n·d at most %d", HardMaxN, HardMaxValues))
+	steps := fs.Int("steps", 100, fmt.Sprintf("ULA steps; with --weighted, annealing steps of the linear schedule β_k = k/steps; steps + extra steps at most %d", HardMaxSteps))
 	h := fs.Float64("h", 0, "ULA step size (default: the model's training step size)")
 	seed := fs.Uint64("seed", 0, "random seed; the output depends only on it and the settings")
 	init := fs.String("init", "base", "starting distribution: base (the model's base Gaussian) or uniform (in the data range)")
@@ -175,11 +182,35 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		level = slog.LevelInfo
 	}
 	opt.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := SampleConfig{N: *n, Steps: *steps, StepSize: *h, Seed: *seed, Init: Init(*init), Weighted: *weighted,
-		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(*scheme), RunBatch: *runBatch}
-	// check the settings that need no model before loading it
+	// check the settings that need no model before loading it, against
+	// the hard limits (a huge --n would run out of memory)
+	if math.IsNaN(*h) || math.IsInf(*h, 0) || *h < 0 {
+		return usageError(fs, fieldErr("h", "must be a finite number > 0, or 0 for the model's training step size; got %v", *h))
+	}
+	cfg := SampleConfig{N: *n, Steps: *steps, StepSize: *h, Seed: *seed, Init: Init(clip(*init)), Weighted: *weighted,
+		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(clip(*scheme)), RunBatch: *runBatch}
+	if !cfg.Weighted {
+		// as --extra-steps: settings of weighted sampling are refused, not ignored
+		var werr error
+		fs.Visit(func(fl *flag.Flag) {
+			if werr == nil && (fl.Name == "resample-threshold" || fl.Name == "resample") {
+				werr = fmt.Errorf("--%s: only applies to weighted sampling (--weighted)", fl.Name)
+			}
+		})
+		if werr != nil {
+			return cli.UsageError(stderr, fs.Name(), "%v", werr)
+		}
+	}
 	if err := cfg.Validate(models.TrainingInfo{StepSize: 1, DataMin: 0, DataMax: 1}); err != nil {
 		return usageError(fs, err)
+	}
+	limits := HardLimits()
+	if err := limits.Check(cfg, 0); err != nil {
+		return usageError(fs, err)
+	}
+	// an output that cannot be written fails now, not after the sampling
+	if err := CheckWritable(*out); err != nil {
+		return failure(fs, err)
 	}
 	opt.Name, opt.Version = DefaultModelName(*model), "1"
 	m, err := LoadModel(*model, opt)
@@ -187,6 +218,9 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return failure(fs, err)
 	}
 	defer m.Close()
+	if err := limits.Check(cfg, m.Info.Dim); err != nil {
+		return usageError(fs, err)
+	}
 	label := "sampling"
 	if cfg.Weighted {
 		label = "annealing"
@@ -247,6 +281,9 @@ func RunHTTP(ctx context.Context, o HTTPOptions) error {
 	if (o.Model == "") == (o.ModelsDir == "") {
 		return errors.New("serve: give exactly one of --model FILE and --models DIR")
 	}
+	if err := o.Server.Check(); err != nil {
+		return err
+	}
 	if o.Load.Logger == nil {
 		o.Load.Logger = o.Server.Logger
 	}
@@ -291,6 +328,8 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Int64Var(&o.Server.MaxOutputValues, "max-output-values", d.MaxOutputValues, "most n·d numbers per sampling response")
 	fs.IntVar(&o.Server.MaxInferBatch, "max-infer-batch", d.MaxInferBatch, "most rows per infer request")
 	fs.Int64Var(&o.Server.MaxBodyBytes, "max-body", d.MaxBodyBytes, "most bytes per request body")
+	fs.Int64Var(&o.Server.MaxInflightBytes, "max-inflight-bytes", d.MaxInflightBytes, "memory budget: most request body bytes admitted at once (503 with Retry-After beyond)")
+	fs.DurationVar(&o.Server.ReadTimeout, "read-timeout", d.ReadTimeout, "most time to read a request's headers and body")
 	fs.DurationVar(&o.Server.Timeout, "timeout", d.Timeout, "per-request timeout")
 	fs.IntVar(&o.Server.MaxConcurrent, "max-concurrent", d.MaxConcurrent, "model evaluations running at once (others queue)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "graceful shutdown drain time")
@@ -319,6 +358,9 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if (o.Model == "") == (o.ModelsDir == "") {
 		return cli.UsageError(stderr, fs.Name(), "give exactly one of --model FILE and --models DIR")
+	}
+	if err := o.Server.Check(); err != nil {
+		return usageError(fs, err)
 	}
 	if err := RunHTTP(ctx, o); err != nil {
 		o.Server.Logger.Error("server failed", "err", trimServe(err))

@@ -185,6 +185,7 @@ func TestMainErrors(t *testing.T) {
 	b, _ := os.ReadFile(model)
 	os.WriteFile(trunc, b[:len(b)/3], 0o644)
 	out := filepath.Join(dir, "o.csv")
+	img := writeFile(t, dir, "img.onnx", goodRaw(1, 4, 4).marshal())
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -202,9 +203,26 @@ func TestMainErrors(t *testing.T) {
 		{"http unexpected argument", []string{"http", "--model", model, "extra"}, ExitUsage, `unexpected arguments ["extra"]`},
 		{"http unknown flag", []string{"http", "--bogus"}, ExitUsage, "-bogus"},
 		{"no out", []string{"sample", "--model", model}, ExitUsage, "--out are required"},
-		{"bad threads", []string{"sample", "--model", model, "--out", out, "--threads", "-1"}, ExitUsage, "--threads: must be ≥ 0"},
+		{"bad threads", []string{"sample", "--model", model, "--out", out, "--threads", "-1"}, ExitUsage, "--threads: must be in [0, "},
+		{"threads huge", []string{"sample", "--model", model, "--out", out, "--threads", "100000"}, ExitUsage, "--threads: must be in [0, "},
+		{"http threads huge", []string{"http", "--model", model, "--threads", "100000"}, ExitUsage, "--threads: must be in [0, "},
 		{"bad n", []string{"sample", "--model", model, "--out", out, "--n", "0"}, ExitUsage, "--n: must be > 0"},
-		{"bad h", []string{"sample", "--model", model, "--out", out, "--h", "-1"}, ExitUsage, "--h:"},
+		{"n huge", []string{"sample", "--model", model, "--out", out, "--n", "2000000000"}, ExitUsage, "--n: must be in [1, 10000000], got 2000000000"},
+		{"n huge, checked before loading", []string{"sample", "--model", filepath.Join(dir, "none.onnx"), "--out", out, "--n", "2000000000"}, ExitUsage, "--n: must be in [1, 10000000], got 2000000000"},
+		{"steps huge", []string{"sample", "--model", model, "--out", out, "--steps", "2000000000"}, ExitUsage, "--steps: must be in [0, 1000000000], got 2000000000"},
+		{"n*steps huge", []string{"sample", "--model", model, "--out", out, "--n", "10000000", "--steps", "10000000"}, ExitUsage, "--n * --steps: n·(steps+extra_steps) = 100000000000000 exceeds the limit 10000000000000"},
+		{"extra steps overflow", []string{"sample", "--model", model, "--out", out, "--weighted", "--extra-steps", "9223372036854775807"}, ExitUsage, "--extra-steps: must be in [0, "},
+		{"run batch huge", []string{"sample", "--model", model, "--out", out, "--run-batch", "9223372036854775807"}, ExitUsage, "--run-batch: must be in [0, 10000000]"},
+		{"n·d huge", []string{"sample", "--model", img, "--out", out, "--n", "10000000", "--steps", "1"}, ExitUsage, "--n: n·d = 10000000·16 = 160000000 numbers exceeds the limit 100000000"},
+		{"bad h", []string{"sample", "--model", model, "--out", out, "--h", "-1"}, ExitUsage, "--h: must be a finite number > 0, or 0 for the model's training step size; got -1\n"},
+		{"h NaN", []string{"sample", "--model", model, "--out", out, "--h", "NaN"}, ExitUsage, "--h: must be a finite number > 0, or 0 for the model's training step size; got NaN\n"},
+		{"threshold unweighted", []string{"sample", "--model", model, "--out", out, "--resample-threshold", "0.3"}, ExitUsage, "--resample-threshold: only applies to weighted sampling"},
+		{"scheme unweighted", []string{"sample", "--model", model, "--out", out, "--resample", "multinomial"}, ExitUsage, "--resample: only applies to weighted sampling"},
+		{"out a folder", []string{"sample", "--model", model, "--out", dir}, ExitError, "is a folder"},
+		{"out under a file", []string{"sample", "--model", model, "--out", filepath.Join(trunc, "o.csv")}, ExitError, "trunc.onnx is not a folder"},
+		{"http max-n huge", []string{"http", "--model", model, "--max-n", "2000000000"}, ExitUsage, "--max-n: must be in [0, 10000000]"},
+		{"http max-body huge", []string{"http", "--model", model, "--max-body", "99999999999"}, ExitUsage, "--max-body: must be in [0, 1073741824]"},
+		{"http read-timeout negative", []string{"http", "--model", model, "--read-timeout", "-1s"}, ExitUsage, "--read-timeout: must be in [0, 24h0m0s], got -1s"},
 		{"bad init", []string{"sample", "--model", model, "--out", out, "--init", "zeros"}, ExitUsage, "--init:"},
 		{"bad threshold", []string{"sample", "--model", model, "--out", out, "--weighted", "--resample-threshold", "2"}, ExitUsage, "--resample-threshold:"},
 		{"bad format", []string{"sample", "--model", model, "--out", filepath.Join(dir, "o.txt")}, ExitUsage, "format must be csv, npy or png"},
@@ -236,6 +254,76 @@ func TestMainErrors(t *testing.T) {
 				t.Errorf("output written by a failed run")
 			}
 		})
+	}
+}
+
+// TestMainSampleOutputCheckedFirst: an output that cannot be written fails
+// the run before it samples: with a context that has already ended, the
+// run fails on the output (exit 1), not on the sampling (exit 130). The
+// check leaves nothing behind.
+func TestMainSampleOutputCheckedFirst(t *testing.T) {
+	model := gaussianFile(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "file", []byte("x"))
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name, out string
+		code      int
+		want      string
+	}{
+		{"out a folder", dir, ExitError, "is a folder"},
+		{"folder a file", filepath.Join(file, "s.csv"), ExitError, "is not a folder"},
+		{"missing folders under a file", filepath.Join(file, "a", "b", "s.csv"), ExitError, "is not a folder"},
+		{"writable, missing folders", filepath.Join(dir, "new", "s.csv"), ExitInterrupted, "interrupted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, ended, "sample", "--model", model, "--n", "100", "--steps", "10", "--out", tc.out)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d containing %q", code, stderr, tc.code, tc.want)
+			}
+			es, _ := os.ReadDir(dir)
+			if len(es) != 1 || es[0].Name() != "file" {
+				t.Errorf("left in the folder: %v", es)
+			}
+		})
+	}
+}
+
+// TestWriteResultAllOrNothing: when one output of a weighted run cannot be
+// written (its path is a folder), none is left, nor any temporary file; the
+// command exits 1 without its samples file.
+func TestWriteResultAllOrNothing(t *testing.T) {
+	r := &Result{N: 3, DataShape: []int{2}, Dim: 2, Samples: []float32{1, 2, 3, 4, 5, 6}, Weighted: true, LogWeights: []float64{0, -1, -2}}
+	for _, f := range []Format{FormatNPY, FormatPNG} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "s."+string(f))
+		if err := os.Mkdir(LogWeightsPath(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files, err := WriteResult(out, f, r)
+		if err == nil || files != nil {
+			t.Fatalf("%s: wrote %v, err %v", f, files, err)
+		}
+		if es, _ := os.ReadDir(dir); len(es) != 1 {
+			t.Errorf("%s: %v left after %v", f, es, err)
+		}
+		// with the folder gone both are written
+		os.Remove(LogWeightsPath(out))
+		if files, err := WriteResult(out, f, r); err != nil || len(files) != 2 {
+			t.Fatalf("%s: %v, %v", f, files, err)
+		}
+	}
+	model := gaussianFile(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "s.npy")
+	os.Mkdir(LogWeightsPath(out), 0o755)
+	code, stdout, stderr := runMain(t, context.Background(), "sample", "--model", model, "--n", "50", "--steps", "5", "--weighted", "--out", out)
+	if code != ExitError || stdout != "" || !strings.Contains(stderr, "s.logw.npy") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("left after a failed write: %v", es)
 	}
 }
 

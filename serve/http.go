@@ -21,7 +21,9 @@ import (
 	"github.com/jarzyn/jarzyn/smc"
 )
 
-// ServerConfig bounds what one request may ask for.
+// ServerConfig bounds what one request may ask for and what the server
+// holds at once. Every limit must be at most the matching hard limit (see
+// HardLimits and Check); NewServer clamps larger values.
 type ServerConfig struct {
 	// MaxN is the most walkers per /v1/sample request. The default value is 100000.
 	MaxN int
@@ -34,8 +36,29 @@ type ServerConfig struct {
 	MaxOutputValues int64
 	// MaxInferBatch is the most rows per infer request. The default value is 65536.
 	MaxInferBatch int
-	// MaxBodyBytes bounds request bodies. The default value is 16 MiB.
+	// MaxBodyBytes bounds request bodies: a request whose Content-Length is
+	// larger is answered 413 before its body is read, and a body without a
+	// length is cut off at this size (413). The default value is 16 MiB.
 	MaxBodyBytes int64
+	// MaxInflightBytes is the memory budget for request bodies: a body of B
+	// bytes is charged BodyMemoryFactor·B (what decoding it holds at most:
+	// the decoder's buffer and the tensor data), and the server admits a
+	// body only while the charges of the requests it is serving, this one
+	// included, add up to at most MaxInflightBytes. A body with a
+	// Content-Length is charged before it is read; one without (chunked) is
+	// charged as it arrives. The charge is released when the response has
+	// been written. A request that does not fit is answered 503 with
+	// Retry-After: 1, and nothing (more) of its body is read. The Go heap
+	// holds up to twice its live data between collections (GOGC=100), so
+	// bodies add at most about 2 × MaxInflightBytes to the server's idle
+	// memory. The default value is 64 MiB; it is raised to
+	// BodyMemoryFactor × MaxBodyBytes when lower (a body of the largest
+	// allowed size must fit).
+	MaxInflightBytes int64
+	// ReadTimeout bounds reading one request, headers and body: a client
+	// that sends its body slower, or never, is cut off (the connection is
+	// closed). The default value is 30 s.
+	ReadTimeout time.Duration
 	// Timeout bounds each request (sampling stops at the deadline). The
 	// default value is 60 s.
 	Timeout time.Duration
@@ -47,42 +70,97 @@ type ServerConfig struct {
 	Logger *slog.Logger
 }
 
+// BodyMemoryFactor is what a request body of B bytes is charged to the
+// in-flight budget (ServerConfig.MaxInflightBytes), in units of B: decoding
+// it holds the JSON decoder's buffer (up to 2·B) and the tensor data's text.
+const BodyMemoryFactor = 3
+
+// Fixed bounds of the HTTP server (Serve): headers must arrive within
+// ReadHeaderTimeout (or ServerConfig.ReadTimeout when shorter) and fit in
+// MaxHeaderBytes (431 beyond); an idle keep-alive connection is closed after
+// IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	MaxHeaderBytes    = 64 << 10
+	IdleTimeout       = 2 * time.Minute
+	// maxTimeout bounds ServerConfig.Timeout and ReadTimeout.
+	maxTimeout = 24 * time.Hour
+	// maxConcurrentCap bounds ServerConfig.MaxConcurrent.
+	maxConcurrentCap = 1024
+)
+
 // DefaultServerConfig returns the documented defaults.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{MaxN: 100_000, MaxSteps: 100_000, MaxWalkerSteps: 50_000_000, MaxOutputValues: 4_000_000,
-		MaxInferBatch: 65536, MaxBodyBytes: 16 << 20, Timeout: 60 * time.Second, MaxConcurrent: 2}
+		MaxInferBatch: 65536, MaxBodyBytes: 16 << 20, MaxInflightBytes: 64 << 20, ReadTimeout: 30 * time.Second,
+		Timeout: 60 * time.Second, MaxConcurrent: 2}
+}
+
+// Check refuses limits above the hard limits (HardLimits, HardMaxBodyBytes,
+// 24 h timeouts, 1024 concurrent evaluations) and negative ones; zero means
+// the default. The error is a *FieldError naming the setting as the command
+// line does ("max_n" for --max-n).
+func (c ServerConfig) Check() error {
+	h := HardLimits()
+	for _, f := range []struct {
+		name   string
+		v, max int64
+	}{
+		{"max_n", int64(c.MaxN), int64(h.MaxN)},
+		{"max_steps", int64(c.MaxSteps), int64(h.MaxSteps)},
+		{"max_walker_steps", c.MaxWalkerSteps, h.MaxWalkerSteps},
+		{"max_output_values", c.MaxOutputValues, h.MaxValues},
+		{"max_infer_batch", int64(c.MaxInferBatch), int64(h.MaxN)},
+		{"max_body", c.MaxBodyBytes, HardMaxBodyBytes},
+		{"max_inflight_bytes", c.MaxInflightBytes, 16 * HardMaxBodyBytes},
+		{"read_timeout", int64(c.ReadTimeout), int64(maxTimeout)},
+		{"timeout", int64(c.Timeout), int64(maxTimeout)},
+		{"max_concurrent", int64(c.MaxConcurrent), maxConcurrentCap},
+	} {
+		if f.v < 0 || f.v > f.max {
+			if strings.HasSuffix(f.name, "timeout") {
+				return fieldErr(f.name, "must be in [0, %v], got %v", time.Duration(f.max), time.Duration(f.v))
+			}
+			return fieldErr(f.name, "must be in [0, %d] (0: the default), got %d", f.max, f.v)
+		}
+	}
+	return nil
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
 	d := DefaultServerConfig()
-	if c.MaxN <= 0 {
-		c.MaxN = d.MaxN
-	}
-	if c.MaxSteps <= 0 {
-		c.MaxSteps = d.MaxSteps
-	}
-	if c.MaxWalkerSteps <= 0 {
-		c.MaxWalkerSteps = d.MaxWalkerSteps
-	}
-	if c.MaxOutputValues <= 0 {
-		c.MaxOutputValues = d.MaxOutputValues
-	}
-	if c.MaxInferBatch <= 0 {
-		c.MaxInferBatch = d.MaxInferBatch
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = d.Timeout
-	}
+	h := HardLimits()
+	c.MaxN = pick(c.MaxN, d.MaxN, h.MaxN)
+	c.MaxSteps = pick(c.MaxSteps, d.MaxSteps, h.MaxSteps)
+	c.MaxWalkerSteps = pick(c.MaxWalkerSteps, d.MaxWalkerSteps, h.MaxWalkerSteps)
+	c.MaxOutputValues = pick(c.MaxOutputValues, d.MaxOutputValues, h.MaxValues)
+	c.MaxInferBatch = pick(c.MaxInferBatch, d.MaxInferBatch, h.MaxN)
+	c.MaxBodyBytes = pick(c.MaxBodyBytes, d.MaxBodyBytes, HardMaxBodyBytes)
+	c.MaxInflightBytes = max(pick(c.MaxInflightBytes, d.MaxInflightBytes, 16*HardMaxBodyBytes), BodyMemoryFactor*c.MaxBodyBytes)
+	c.ReadTimeout = pick(c.ReadTimeout, d.ReadTimeout, maxTimeout)
+	c.Timeout = pick(c.Timeout, d.Timeout, maxTimeout)
 	if c.MaxConcurrent <= 0 {
 		c.MaxConcurrent = max(d.MaxConcurrent, runtime.GOMAXPROCS(0)/2)
 	}
+	c.MaxConcurrent = min(c.MaxConcurrent, maxConcurrentCap)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// pick is v, or def when v ≤ 0, at most hard.
+func pick[T int | int64 | time.Duration](v, def, hard T) T {
+	if v <= 0 {
+		v = def
+	}
+	return min(v, hard)
+}
+
+// limits is the sampling Limits of the configuration.
+func (c ServerConfig) limits() Limits {
+	return Limits{MaxN: c.MaxN, MaxSteps: c.MaxSteps, MaxWalkerSteps: c.MaxWalkerSteps, MaxValues: c.MaxOutputValues,
+		MaxThreads: HardLimits().MaxThreads}
 }
 
 // Server is the HTTP API over a registry of models: POST /v1/sample, the
@@ -95,7 +173,10 @@ type Server struct {
 	metrics  *metrics
 	ready    atomic.Bool
 	slots    chan struct{}
+	budget   *byteBudget
 	inflight sync.WaitGroup
+	// allow lists the methods of each route path, for 405 answers.
+	allow map[string][]string
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -104,21 +185,44 @@ var _ http.Handler = (*Server)(nil)
 // ready while shutting down.
 func NewServer(reg *Registry, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), slots: make(chan struct{}, cfg.MaxConcurrent)}
+	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), slots: make(chan struct{}, cfg.MaxConcurrent),
+		budget: &byteBudget{capacity: cfg.MaxInflightBytes}, allow: map[string][]string{}}
 	s.ready.Store(true)
-	s.metrics = newMetrics(reg.Models(), s.ready.Load)
-	s.mux.HandleFunc("POST /v1/sample", s.handleSample)
-	s.mux.HandleFunc("GET /v2", s.handleServerMetadata)
-	s.mux.HandleFunc("GET /v2/health/live", s.handleLive)
-	s.mux.HandleFunc("GET /v2/health/ready", s.handleReady)
-	s.mux.HandleFunc("GET /v2/models/{name}/ready", s.handleModelReady)
-	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.handleModelReady)
-	s.mux.HandleFunc("GET /v2/models/{name}", s.handleModelMetadata)
-	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.handleModelMetadata)
-	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.handleInfer)
-	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.handleInfer)
-	s.mux.HandleFunc("GET /metrics", s.handleMetrics)
+	s.metrics = newMetrics(reg.Models(), s.ready.Load, s.budget)
+	s.route("POST", "/v1/sample", s.handleSample)
+	s.route("GET", "/v2", s.handleServerMetadata)
+	s.route("GET", "/v2/health/live", s.handleLive)
+	s.route("GET", "/v2/health/ready", s.handleReady)
+	s.route("GET", "/v2/models/{name}/ready", s.handleModelReady)
+	s.route("GET", "/v2/models/{name}/versions/{version}/ready", s.handleModelReady)
+	s.route("GET", "/v2/models/{name}", s.handleModelMetadata)
+	s.route("GET", "/v2/models/{name}/versions/{version}", s.handleModelMetadata)
+	s.route("POST", "/v2/models/{name}/infer", s.handleInfer)
+	s.route("POST", "/v2/models/{name}/versions/{version}/infer", s.handleInfer)
+	s.route("GET", "/metrics", s.handleMetrics)
+	// every other method on a route path: 405 in JSON with an Allow header
+	// (ServeMux's own 405 is plain text); any other path: 404 in JSON
+	for path, methods := range s.allow {
+		allow := strings.Join(methods, ", ")
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.fail(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("method: %s takes %s, got %s", path, allow, clipq(r.Method)))
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, "path: no route "+clipq(r.URL.Path))
+	})
 	return s
+}
+
+// route registers "METHOD path" and remembers the method for the path's 405
+// answer (a GET route also answers HEAD).
+func (s *Server) route(method, path string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+path, h)
+	s.allow[path] = append(s.allow[path], method)
+	if method == http.MethodGet {
+		s.allow[path] = append(s.allow[path], http.MethodHead)
+	}
 }
 
 // statusWriter remembers the status code for metrics and logs.
@@ -141,7 +245,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// ServeHTTP routes a request and records its metrics.
+// Unwrap gives http.ResponseController the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// StatusClientClosedRequest is the status recorded (in metrics and logs)
+// for a request whose client went away before its answer: nginx's 499. The
+// client never sees it.
+const StatusClientClosedRequest = 499
+
+// ServeHTTP admits a request (see ServerConfig.MaxBodyBytes and
+// MaxInflightBytes), routes it and records its metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
@@ -149,20 +262,156 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.begin()
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		} else if i := strings.IndexByte(route, ' '); i >= 0 {
-			route = route[i+1:]
-		}
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
+		pattern := r.Pattern
+		if pattern == "" {
+			_, pattern = s.mux.Handler(r)
+		}
 		d := time.Since(start)
-		s.metrics.observe(route, r.Method, sw.code, d)
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "code", sw.code, "duration", d)
+		s.metrics.observe(routeLabel(pattern), methodLabel(r.Method), sw.code, d)
+		s.log.Debug("request", "method", clip(r.Method), "path", clip(r.URL.Path), "code", sw.code, "duration", d)
 	}()
+	release, ok := s.admit(sw, r)
+	if !ok {
+		return
+	}
+	defer release()
 	s.mux.ServeHTTP(sw, r)
+}
+
+// routeLabel is a metrics label for a ServeMux pattern: the pattern's path
+// (a fixed set), or "unmatched".
+func routeLabel(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = pattern[i+1:]
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
+}
+
+// methodLabel maps a request method to a fixed set of metrics labels: the
+// methods of RFC 9110 and PATCH, and "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// admit refuses a body larger than MaxBodyBytes by its Content-Length (413)
+// and charges the body to the in-flight budget (BodyMemoryFactor per byte):
+// by its Content-Length now, or as it is read when it has none. When the
+// budget is full it answers 503 with Retry-After. release returns the
+// charge.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	switch n := r.ContentLength; {
+	case n > s.cfg.MaxBodyBytes:
+		w.Header().Set("Connection", "close")
+		s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: Content-Length %d exceeds the limit of %d bytes", n, s.cfg.MaxBodyBytes))
+		return nil, false
+	case n > 0:
+		charge := BodyMemoryFactor * n
+		if !s.budget.tryAcquire(charge) {
+			s.busy(w, r, fmt.Sprintf("server busy: a %d-byte body does not fit in the memory budget for request bodies in flight (%d bytes); retry later", n, s.cfg.MaxInflightBytes))
+			return nil, false
+		}
+		return func() { s.budget.release(charge) }, true
+	case n < 0:
+		br := &budgetReader{r: r.Body, b: s.budget}
+		r.Body = br
+		return br.release, true
+	}
+	return func() {}, true
+}
+
+// busy answers 503 with Retry-After, logged at Warn: the server is at a
+// limit that frees up (back-pressure, not a failure).
+func (s *Server) busy(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("Retry-After", "1")
+	s.answer(w, r, http.StatusServiceUnavailable, slog.LevelWarn, msg)
+}
+
+// byteBudget is a semaphore of bytes: ServerConfig.MaxInflightBytes.
+type byteBudget struct {
+	mu             sync.Mutex
+	capacity, used int64
+}
+
+// tryAcquire takes n bytes if they fit, without waiting.
+func (b *byteBudget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.capacity-b.used {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// errBudget is a body read stopped by the in-flight budget.
+var errBudget = errors.New("the budget for request bodies in flight is full")
+
+// budgetChunk is the step, in bytes, in which a body without a length is
+// charged: small, so that a client that sends a few bytes and stops holds
+// little of the budget.
+const budgetChunk = 8 << 10
+
+// budgetReader charges the bytes of a body without a Content-Length to the
+// budget as they are read (BodyMemoryFactor per byte), budgetChunk bytes at
+// a time, and fails the read with errBudget when the budget is full.
+type budgetReader struct {
+	r          io.ReadCloser
+	b          *byteBudget
+	mu         sync.Mutex
+	held, read int64
+	failed     bool
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.held == br.read {
+		if br.failed || !br.b.tryAcquire(BodyMemoryFactor*budgetChunk) {
+			br.failed = true
+			return 0, errBudget
+		}
+		br.held += budgetChunk
+	}
+	// never read more than is charged
+	if room := br.held - br.read; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := br.r.Read(p)
+	br.read += int64(n)
+	return n, err
+}
+
+func (br *budgetReader) Close() error { return br.r.Close() }
+
+// release returns what the reader charged.
+func (br *budgetReader) release() {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	br.b.release(BodyMemoryFactor * br.held)
+	br.held, br.read = 0, 0
 }
 
 // errorBody is the Open Inference Protocol error response.
@@ -185,26 +434,67 @@ func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(buf.Bytes())
 }
 
+// fail answers {"error": msg} (at most maxMessage bytes) and logs it: at
+// Error for 5xx, else at Info. Echoed client strings are clipped (clip).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	level := slog.LevelInfo
 	if code >= 500 {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", msg)
-	} else {
-		s.log.Info("request rejected", "method", r.Method, "path", r.URL.Path, "code", code, "err", msg)
+		level = slog.LevelError
 	}
+	s.answer(w, r, code, level, msg)
+}
+
+// answer writes the error answer of fail and logs it at level.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, code int, level slog.Level, msg string) {
+	msg = clipMessage(msg)
+	what := "request rejected"
+	if level >= slog.LevelError {
+		what = "request failed"
+	}
+	s.log.Log(r.Context(), level, what, "method", clip(r.Method), "path", clip(r.URL.Path), "code", code, "err", msg)
 	s.writeJSON(w, code, errorBody{msg})
 }
 
+// clientGone records a request whose client went away (its context was
+// cancelled) as 499, logged at Info: the client is not the server's fault.
+func (s *Server) clientGone(w http.ResponseWriter, r *http.Request, while string, err error) {
+	s.log.Info("client went away", "method", clip(r.Method), "path", clip(r.URL.Path), "while", while, "err", err)
+	w.WriteHeader(StatusClientClosedRequest)
+}
+
 // decodeBody reads one JSON object into v, rejecting unknown fields,
-// trailing data and bodies over the limit. The message names the field.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+// trailing data and bodies over the limit, and answers the error itself:
+// it returns false when it has. The message names the field.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	code, err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), v)
+	switch {
+	case err == nil:
+		return true
+	case code == http.StatusServiceUnavailable:
+		s.busy(w, r, err.Error())
+	case code == http.StatusRequestTimeout:
+		w.Header().Set("Connection", "close")
+		s.fail(w, r, code, err.Error())
+	default:
+		s.fail(w, r, code, err.Error())
+	}
+	return false
+}
+
+// decodeJSON reads one JSON object from body into v, rejecting unknown
+// fields and trailing data, and returns the status code and a message
+// naming the field on error: 400 for bad JSON, 413 for a body over an
+// http.MaxBytesReader's limit, 408 for a body not sent within the read
+// timeout, 503 for one stopped by the in-flight budget.
+func decodeJSON(body io.Reader, v any) (int, error) {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		if _, e := dec.Token(); e != io.EOF {
 			var mbe *http.MaxBytesError
-			if errors.As(e, &mbe) {
+			var ne net.Error
+			if errors.As(e, &mbe) || errors.Is(e, errBudget) || (errors.As(e, &ne) && ne.Timeout()) {
 				err = e
 			} else {
 				return http.StatusBadRequest, errors.New("body: trailing data after the JSON object")
@@ -218,27 +508,49 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) (int,
 		mbe *http.MaxBytesError
 		se  *json.SyntaxError
 		ute *json.UnmarshalTypeError
+		ne  net.Error
 	)
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than the limit of %d bytes", mbe.Limit)
+	case errors.Is(err, errBudget):
+		return http.StatusServiceUnavailable, errors.New("server busy: " + errBudget.Error() + "; retry later")
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, errors.New("body: not received within the read timeout")
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, errors.New("body: empty; want a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest, errors.New("body: truncated JSON")
 	case errors.As(err, &se):
-		return http.StatusBadRequest, fmt.Errorf("body: invalid JSON at byte %d: %v", se.Offset, se)
+		return http.StatusBadRequest, fmt.Errorf("body: invalid JSON at byte %d: %v", se.Offset, clip(se.Error()))
 	case errors.As(err, &ute):
 		field := ute.Field
 		if field == "" {
 			field = "body"
 		}
-		return http.StatusBadRequest, fmt.Errorf("%s: want %s, got JSON %s", field, jsonKind(ute.Type), ute.Value)
+		return http.StatusBadRequest, fmt.Errorf("%s: want %s, got JSON %s", clip(field), jsonKind(ute.Type), clip(ute.Value))
 	}
 	if f, ok := unknownJSONField(err); ok {
-		return http.StatusBadRequest, fmt.Errorf("%s: unknown field", f)
+		return http.StatusBadRequest, fmt.Errorf("%s: unknown field", fieldName(f))
 	}
-	return http.StatusBadRequest, fmt.Errorf("body: %v", err)
+	return http.StatusBadRequest, fmt.Errorf("body: %s", clip(err.Error()))
+}
+
+// fieldName is a client's JSON key as a message names it: as it is when
+// it is a plain name, else quoted (an empty key is ""); at most maxEcho
+// bytes of it either way.
+func fieldName(key string) string {
+	plain := key != ""
+	for _, c := range key {
+		if !(c == '_' || c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return clip(key)
+	}
+	return clipq(key)
 }
 
 // unknownJSONField reports whether err is json.Decoder's refusal of an
@@ -301,13 +613,18 @@ func (s *Server) release() { <-s.slots }
 
 // slot gives a request its timeout context and one of the evaluation slots
 // (the caller calls s.release when its evaluation ends, and cancel when the
-// request ends), or answers 503 naming what it waited for and returns
-// ok = false.
+// request ends), or answers and returns ok = false: 503 with Retry-After
+// naming what it waited for when the timeout passed, 499 (logged at Info)
+// when the client went away while it waited.
 func (s *Server) slot(w http.ResponseWriter, r *http.Request, what string) (ctx context.Context, cancel context.CancelFunc, ok bool) {
 	ctx, cancel = context.WithTimeout(r.Context(), s.cfg.Timeout)
 	if !s.acquire(ctx) {
 		cancel()
-		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("server busy: no %s free within the %v request timeout", what, s.cfg.Timeout))
+		if err := r.Context().Err(); err != nil {
+			s.clientGone(w, r, "waiting for a "+what, err)
+			return nil, nil, false
+		}
+		s.busy(w, r, fmt.Sprintf("server busy: no %s free within the %v request timeout", what, s.cfg.Timeout))
 		return nil, nil, false
 	}
 	return ctx, cancel, true
@@ -375,20 +692,8 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 		return cfg, fieldErr("steps", "required")
 	}
 	cfg.N, cfg.Steps, cfg.Weighted, cfg.ExtraSteps = *req.N, *req.Steps, req.Weighted, req.ExtraSteps
-	if cfg.N < 1 || cfg.N > s.cfg.MaxN {
-		return cfg, fieldErr("n", "must be in [1, %d], got %d", s.cfg.MaxN, cfg.N)
-	}
-	if cfg.Steps < 0 || cfg.Steps > s.cfg.MaxSteps {
-		return cfg, fieldErr("steps", "must be in [0, %d], got %d", s.cfg.MaxSteps, cfg.Steps)
-	}
-	if cfg.ExtraSteps < 0 || cfg.ExtraSteps > s.cfg.MaxSteps-cfg.Steps {
-		return cfg, fieldErr("extra_steps", "must be in [0, %d] (steps + extra_steps ≤ %d), got %d", s.cfg.MaxSteps-cfg.Steps, s.cfg.MaxSteps, cfg.ExtraSteps)
-	}
-	if ws := int64(cfg.N) * int64(cfg.TotalSteps()); ws > s.cfg.MaxWalkerSteps {
-		return cfg, fieldErr("n*steps", "n·(steps+extra_steps) = %d exceeds the limit %d", ws, s.cfg.MaxWalkerSteps)
-	}
-	if vals := int64(cfg.N) * int64(m.Info.Dim); vals > s.cfg.MaxOutputValues {
-		return cfg, fieldErr("n", "n·d = %d numbers exceeds the response limit %d", vals, s.cfg.MaxOutputValues)
+	if err := s.cfg.limits().Check(cfg, m.Info.Dim); err != nil {
+		return cfg, err
 	}
 	if req.H != nil {
 		if !(*req.H > 0) {
@@ -399,14 +704,25 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 	if req.Seed != nil {
 		cfg.Seed = *req.Seed
 	}
+	// a clipped string stays invalid, so the messages below echo at most
+	// maxEcho bytes of it
 	if req.Init != "" {
-		cfg.Init = Init(req.Init)
+		cfg.Init = Init(clip(req.Init))
+	}
+	if !req.Weighted {
+		// as extra_steps: settings of weighted sampling are refused, not ignored
+		if req.ResampleThreshold != nil {
+			return cfg, fieldErr("resample_threshold", "only applies to weighted sampling")
+		}
+		if req.ResampleScheme != "" {
+			return cfg, fieldErr("resample_scheme", "only applies to weighted sampling")
+		}
 	}
 	if req.ResampleThreshold != nil {
 		cfg.ResampleThreshold = *req.ResampleThreshold
 	}
 	if req.ResampleScheme != "" {
-		cfg.ResampleScheme = smc.Scheme(req.ResampleScheme)
+		cfg.ResampleScheme = smc.Scheme(clip(req.ResampleScheme))
 	}
 	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return cfg, err
@@ -416,8 +732,7 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 
 func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	var req SampleRequest
-	if code, err := s.decodeBody(w, r, &req); err != nil {
-		s.fail(w, r, code, err.Error())
+	if !s.decodeBody(w, r, &req) {
 		return
 	}
 	if req.Version != "" && req.Model == "" {
@@ -472,8 +787,7 @@ func (s *Server) sampleFailed(w http.ResponseWriter, r *http.Request, ctx contex
 	case errors.Is(err, context.DeadlineExceeded):
 		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("timeout: sampling took longer than %v; ask for fewer walkers or steps", s.cfg.Timeout))
 	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
-		s.log.Info("client went away", "path", r.URL.Path, "err", err)
-		w.WriteHeader(499)
+		s.clientGone(w, r, "sampling", err)
 	case errors.Is(err, ErrDiverged):
 		s.fail(w, r, http.StatusUnprocessableEntity, "h: "+trimServe(err))
 	default:
@@ -506,8 +820,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	defer abort()
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(ReadHeaderTimeout, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -22,6 +22,19 @@ import (
 // limits.
 func testServer(t *testing.T, mod func(*ServerConfig)) (*httptest.Server, *Registry) {
 	t.Helper()
+	reg, cfg := testRegistry(t, mod)
+	ts := httptest.NewServer(NewServer(reg, cfg))
+	t.Cleanup(func() {
+		ts.Close()
+		reg.Close()
+	})
+	return ts, reg
+}
+
+// testRegistry loads testServer's models and returns its configuration
+// after mod.
+func testRegistry(t *testing.T, mod func(*ServerConfig)) (*Registry, ServerConfig) {
+	t.Helper()
 	needORT(t)
 	dir := t.TempDir()
 	g := testGaussian.build(t)
@@ -37,12 +50,7 @@ func testServer(t *testing.T, mod func(*ServerConfig)) (*httptest.Server, *Regis
 	if mod != nil {
 		mod(&cfg)
 	}
-	ts := httptest.NewServer(NewServer(reg, cfg))
-	t.Cleanup(func() {
-		ts.Close()
-		reg.Close()
-	})
-	return ts, reg
+	return reg, cfg
 }
 
 // call sends a request and decodes a JSON response into out (if non-nil).
@@ -82,7 +90,7 @@ func TestHTTPHealthAndMetadata(t *testing.T) {
 		{"/v2/models/nope/ready", 404, `no model \"nope\"`},
 		{"/v2/models/img", 200, `"shape":[-1,1,4,4]`},
 		{"/v2/models/nope", 404, `"error":"name: model not found`},
-		{"/nowhere", 404, ""},
+		{"/nowhere", 404, `{"error":"path: no route \"/nowhere\""}`},
 	} {
 		code, body := call(t, "GET", ts.URL+tc.path, "", nil)
 		if code != tc.code || !strings.Contains(body, tc.want) {
@@ -256,8 +264,12 @@ func TestHTTPBadRequests(t *testing.T) {
 		{"model ambiguous", "POST", "/v1/sample", `{"n":10,"steps":1}`, 404, "model"},
 		{"version unknown", "POST", "/v1/sample", `{"model":"gauss","version":"7","n":10,"steps":1}`, 404, "model"},
 		{"version without model", "POST", "/v1/sample", `{"version":"1","n":10,"steps":1}`, 400, "version"},
-		{"wrong method", "GET", "/v1/sample", ``, 405, ""},
-		{"infer wrong method", "GET", infer, ``, 405, ""},
+		{"wrong method", "GET", "/v1/sample", ``, 405, "method: /v1/sample takes POST, got \"GET\""},
+		{"infer wrong method", "GET", infer, ``, 405, "method: /v2/models/{name}/infer takes POST"},
+		{"threshold unweighted", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"resample_threshold":0.5}`, 400, "resample_threshold: only applies to weighted sampling"},
+		{"scheme unweighted", "POST", "/v1/sample", `{"model":"gauss","n":10,"steps":1,"resample_scheme":"systematic"}`, 400, "resample_scheme: only applies to weighted sampling"},
+		{"infer data ragged", "POST", infer, x(`[2,2]`, `[[1,2],[3]]`), 400, "inputs[0].data: the nesting does not match shape [2 2]"},
+		{"infer data nested not as the shape", "POST", infer, x(`[3,2]`, `[[1,2,3],[4,5,6]]`), 400, "inputs[0].data: the nesting does not match shape [3 2]"},
 		{"infer unknown model", "POST", "/v2/models/nope/infer", x(`[1,2]`, `[1,2]`), 404, "name"},
 		{"infer unknown version", "POST", "/v2/models/gauss/versions/3/infer", x(`[1,2]`, `[1,2]`), 404, "name"},
 		{"infer empty body", "POST", infer, ``, 400, "body"},

@@ -33,10 +33,14 @@ type metrics struct {
 	inflight       int64
 	models         []*Model
 	ready          func() bool
+	budget         *byteBudget
 }
 
-func newMetrics(models []*Model, ready func() bool) *metrics {
-	return &metrics{requests: map[requestKey]uint64{}, latency: map[string]*histogram{}, models: models, ready: ready}
+// newMetrics returns the metrics of a server. Every label is from a fixed
+// set: route patterns (or "unmatched"), methodLabel's methods, the status
+// codes the server writes, and the registered models.
+func newMetrics(models []*Model, ready func() bool, budget *byteBudget) *metrics {
+	return &metrics{requests: map[requestKey]uint64{}, latency: map[string]*histogram{}, models: models, ready: ready, budget: budget}
 }
 
 func (m *metrics) begin() {
@@ -103,7 +107,7 @@ func (m *metrics) write(w io.Writer) {
 		return strings.Compare(a.route+"\x00"+a.method+"\x00"+a.code, b.route+"\x00"+b.method+"\x00"+b.code)
 	})
 	for _, k := range keys {
-		fmt.Fprintf(&b, "jarzyn_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s\"} %d\n", escapeLabel(k.route), k.method, k.code, m.requests[k])
+		fmt.Fprintf(&b, "jarzyn_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s\"} %d\n", escapeLabel(k.route), escapeLabel(k.method), k.code, m.requests[k])
 	}
 	head("jarzyn_http_request_duration_seconds", "histogram", "HTTP request latency by route pattern.")
 	routes := make([]string, 0, len(m.latency))
@@ -124,6 +128,10 @@ func (m *metrics) write(w io.Writer) {
 	}
 	head("jarzyn_http_requests_in_flight", "gauge", "HTTP requests being served.")
 	fmt.Fprintf(&b, "jarzyn_http_requests_in_flight %d\n", m.inflight)
+	head("jarzyn_http_body_bytes_in_flight", "gauge", "Request body bytes charged to the in-flight budget.")
+	fmt.Fprintf(&b, "jarzyn_http_body_bytes_in_flight %d\n", m.budget.inUse())
+	head("jarzyn_http_body_budget_bytes", "gauge", "The in-flight budget for request bodies (ServerConfig.MaxInflightBytes).")
+	fmt.Fprintf(&b, "jarzyn_http_body_budget_bytes %d\n", m.budget.capacity)
 	head("jarzyn_sampler_walker_steps_total", "counter", "Walker steps (walkers × Langevin steps) completed by /v1/sample.")
 	fmt.Fprintf(&b, "jarzyn_sampler_walker_steps_total %s\n", fmtFloat(m.walkerSteps))
 	head("jarzyn_sampler_seconds_total", "counter", "Wall time spent sampling; rate(walker_steps_total)/rate(seconds_total) is the throughput.")

@@ -48,6 +48,10 @@ type LoadOptions struct {
 	NoFused bool
 	// Logger receives load-time messages. The default value is slog.Default().
 	Logger *slog.Logger
+	// SkipVerify loads a model that does not match its seal (model.onnx.sha256,
+	// written by jarzyn-export) instead of refusing it. The default value is
+	// false; JARZYN_NO_VERIFY=1 has the same effect.
+	SkipVerify bool
 	// Name and Version label the model in the HTTP API and metrics. The
 	// defaults are derived by the caller.
 	Name, Version string
@@ -158,6 +162,9 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 	if len(data) == 0 {
 		return nil, nil, fmt.Errorf("serve: model %s: empty file", path)
 	}
+	if err := verifySeal(path, data, opt); err != nil {
+		return nil, nil, err
+	}
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: model %s is not a loadable ONNX model (truncated or damaged?): %v", path, err)
@@ -220,6 +227,31 @@ func loadModelFile(path string, opt LoadOptions, graph string) (*Model, []byte, 
 	opt.logger().Info("model loaded", "path", path, "name", opt.Name, "version", opt.Version, "family", info.Family,
 		"data_shape", info.DataShape, "device", string(dev), "threads", m.Threads, "fused", m.Fused, "ort", lib)
 	return m, data, nil
+}
+
+// NoVerifyEnv, set to 1, skips the seal check of every model loaded (as
+// LoadOptions.SkipVerify does).
+const NoVerifyEnv = "JARZYN_NO_VERIFY"
+
+// verifySeal checks data, the content of the model file at path, against
+// the seal jarzyn-export writes beside it (path.sha256, see
+// models.VerifySeal). A model that does not match its seal, or whose seal
+// is unreadable or malformed, is refused: a damaged model must not serve. A
+// model without a seal (exported before seals, or copied without it) loads
+// with a warning. opt.SkipVerify or JARZYN_NO_VERIFY=1 skips the check.
+func verifySeal(path string, data []byte, opt LoadOptions) error {
+	if opt.SkipVerify || os.Getenv(NoVerifyEnv) == "1" {
+		return nil
+	}
+	err := models.VerifySeal(path, data)
+	if errors.Is(err, models.ErrNoSeal) {
+		opt.logger().Warn("model has no seal; loading it unverified (export it again to seal it)", "path", path, "seal", models.SealPath(path))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve: refusing model %s: %w; export it again, or set %s=1 to load it unverified", path, err, NoVerifyEnv)
+	}
+	return nil
 }
 
 // onDevice runs f, which creates or first runs a session on dev; on CUDA,

@@ -164,53 +164,117 @@ func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// parseTensorData flattens a JSON array (flat or nested) of numbers into
-// dst, checking each is a finite float32. The message names the element.
-func parseTensorData(raw json.RawMessage, field string, want int) ([]float32, error) {
+// parseTensorData reads a JSON array of numbers (row-major) for a tensor of
+// the given shape: flat (every value in one array) or nested exactly as the
+// shape (an array of shape[0] arrays of shape[1] … numbers). Anything else
+// is refused, ragged arrays and arrays mixing numbers and arrays included,
+// and so is a value that is not a finite float32. The message names the
+// element. raw must be valid JSON.
+func parseTensorData(raw json.RawMessage, field string, shape []int64) ([]float32, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, fieldErr(field, "required")
 	}
+	want := int64(1)
+	for _, d := range shape {
+		if d < 1 || want > math.MaxInt32/d {
+			return nil, fieldErr(field, "shape %s holds no values or too many", fmtShape(shape))
+		}
+		want *= d
+	}
 	out := make([]float32, 0, want)
-	depth := 0
+	// count[k] counts the elements of the open array at depth k+1, size[k]
+	// is the length every array at that depth has (-1 until one closes);
+	// leaf is the depth of the numbers (0 until the first)
+	count := make([]int64, 0, len(shape))
+	size := make([]int64, 0, len(shape))
+	leaf := 0
+	ragged := func() error {
+		return fieldErr(field, "the nesting does not match shape %s: want a flat array of %d numbers or arrays nested as the shape", fmtShape(shape), want)
+	}
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',':
 			i++
 		case c == '[':
-			depth++
+			if len(count) > 0 {
+				if leaf == len(count) {
+					return nil, ragged() // an array among numbers
+				}
+				count[len(count)-1]++
+			}
+			if len(count) == len(shape) {
+				return nil, ragged() // deeper than the shape
+			}
+			count = append(count, 0)
+			if len(size) < len(count) {
+				size = append(size, -1)
+			}
 			i++
 		case c == ']':
-			depth--
+			k := len(count) - 1
+			if k < 0 {
+				return nil, fieldErr(field, "want an array of numbers")
+			}
+			if count[k] == 0 {
+				return nil, ragged() // an empty array
+			}
+			if size[k] >= 0 && size[k] != count[k] {
+				return nil, ragged()
+			}
+			size[k] = count[k]
+			count = count[:k]
 			i++
 		case c == '-' || (c >= '0' && c <= '9'):
 			j := i + 1
 			for j < len(raw) && (raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' || raw[j] == '+' || raw[j] == '-' || (raw[j] >= '0' && raw[j] <= '9')) {
 				j++
 			}
-			if depth == 0 {
+			if len(count) == 0 {
 				return nil, fieldErr(field, "want an array of numbers")
+			}
+			if leaf == 0 {
+				leaf = len(count)
+			} else if leaf != len(count) {
+				return nil, ragged() // numbers at two depths
 			}
 			v, err := strconv.ParseFloat(string(raw[i:j]), 64)
 			if err != nil || math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32 {
-				return nil, fieldErr(fmt.Sprintf("%s[%d]", field, len(out)), "%s is not a finite float32", raw[i:j])
+				return nil, fieldErr(fmt.Sprintf("%s[%d]", field, len(out)), "%s is not a finite float32", clip(string(raw[i:j])))
 			}
-			if len(out) == want {
+			if int64(len(out)) == want {
 				return nil, fieldErr(field, "has more than the %d values its shape needs", want)
 			}
 			out = append(out, float32(v))
+			count[len(count)-1]++
 			i = j
 		default:
-			if depth == 0 {
+			if len(count) == 0 {
 				return nil, fieldErr(field, "want an array of numbers")
 			}
 			return nil, fieldErr(fmt.Sprintf("%s[%d]", field, len(out)), "want a number (NaN and Inf are not allowed)")
 		}
 	}
-	if len(out) != want {
+	if int64(len(out)) != want {
 		return nil, fieldErr(field, "has %d values, its shape needs %d", len(out), want)
 	}
+	if leaf != 1 {
+		// nested: the lengths at each depth must be the shape
+		if leaf != len(shape) {
+			return nil, ragged()
+		}
+		for k, d := range shape {
+			if size[k] != d {
+				return nil, ragged()
+			}
+		}
+	}
 	return out, nil
+}
+
+// fmtShape formats a client's shape, at most maxEcho bytes of it.
+func fmtShape(shape []int64) string {
+	return clip(fmt.Sprint(shape[:min(len(shape), maxEcho)]))
 }
 
 // inferInput validates an infer request against a model and returns the
@@ -221,17 +285,17 @@ func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, ou
 	}
 	in := &req.Inputs[0]
 	if in.Name != models.InputX {
-		return 0, nil, nil, fieldErr("inputs[0].name", "want %q, got %q", models.InputX, in.Name)
+		return 0, nil, nil, fieldErr("inputs[0].name", "want %q, got %s", models.InputX, clipq(in.Name))
 	}
 	if in.Datatype != DatatypeFP32 {
-		return 0, nil, nil, fieldErr("inputs[0].datatype", "want %q, got %q", DatatypeFP32, in.Datatype)
+		return 0, nil, nil, fieldErr("inputs[0].datatype", "want %q, got %s", DatatypeFP32, clipq(in.Datatype))
 	}
 	if _, ok := in.Parameters["binary_data_size"]; ok {
 		return 0, nil, nil, fieldErr("inputs[0].parameters.binary_data_size", "binary tensor data is not supported; send JSON data")
 	}
 	ds := m.Info.DataShape
 	if len(in.Shape) != 1+len(ds) {
-		return 0, nil, nil, fieldErr("inputs[0].shape", "want [batch,%s], got %v", joinInts(ds), in.Shape)
+		return 0, nil, nil, fieldErr("inputs[0].shape", "want [batch,%s], got %s", joinInts(ds), fmtShape(in.Shape))
 	}
 	if in.Shape[0] < 1 || in.Shape[0] > int64(s.cfg.MaxInferBatch) {
 		return 0, nil, nil, fieldErr("inputs[0].shape[0]", "batch must be in [1, %d], got %d", s.cfg.MaxInferBatch, in.Shape[0])
@@ -242,13 +306,13 @@ func (s *Server) inferInput(req *InferRequest, m *Model) (n int, x []float32, ou
 		}
 	}
 	n = int(in.Shape[0])
-	if x, err = parseTensorData(in.Data, "inputs[0].data", n*m.Info.Dim); err != nil {
+	if x, err = parseTensorData(in.Data, "inputs[0].data", in.Shape); err != nil {
 		return 0, nil, nil, err
 	}
 	seen := map[string]bool{}
 	for j, o := range req.Outputs {
 		if o.Name != models.OutputEnergy && o.Name != models.OutputGrad {
-			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "want %q or %q, got %q", models.OutputEnergy, models.OutputGrad, o.Name)
+			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "want %q or %q, got %s", models.OutputEnergy, models.OutputGrad, clipq(o.Name))
 		}
 		if seen[o.Name] {
 			return 0, nil, nil, fieldErr(fmt.Sprintf("outputs[%d].name", j), "%q requested twice", o.Name)
@@ -268,8 +332,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req InferRequest
-	if code, err := s.decodeBody(w, r, &req); err != nil {
-		s.fail(w, r, code, err.Error())
+	if !s.decodeBody(w, r, &req) {
 		return
 	}
 	n, x, outs, err := s.inferInput(&req, m)
@@ -319,8 +382,7 @@ func (s *Server) inferFailed(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, context.DeadlineExceeded):
 		s.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("timeout: inference took longer than %v; send fewer rows", s.cfg.Timeout))
 	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
-		s.log.Info("client went away", "path", r.URL.Path, "err", err)
-		w.WriteHeader(499)
+		s.clientGone(w, r, "evaluating", err)
 	default:
 		s.fail(w, r, http.StatusInternalServerError, trimServe(err))
 	}

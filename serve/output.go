@@ -4,16 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
@@ -62,8 +67,13 @@ func LogWeightsPath(out string) string {
 	return strings.TrimSuffix(out, filepath.Ext(out)) + ".logw.npy"
 }
 
-// WriteResult writes r to path in format f, atomically (a reader never sees
-// half a file), and returns the paths written.
+// WriteResult writes r to path in format f and, for a weighted NPY or PNG
+// output, its log-weights to LogWeightsPath(path), and returns the paths
+// written. The outputs are written all or none: each goes to a temporary
+// file in its folder first, and they are renamed into place only when all
+// have been written; on any failure nothing is left at the paths (an
+// earlier file there is replaced by the new outputs or, when a rename fails
+// midway, removed). A reader never sees half a file.
 func WriteResult(path string, f Format, r *Result) ([]string, error) {
 	var buf bytes.Buffer
 	var err error
@@ -80,22 +90,129 @@ func WriteResult(path string, f Format, r *Result) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return nil, fmt.Errorf("serve: writing %s: %w", path, err)
-	}
-	files := []string{path}
+	outs := []pendingFile{{path: path, data: buf.Bytes()}}
 	if r.Weighted && f != FormatCSV {
-		buf.Reset()
-		if err := WriteNPY(&buf, r.LogWeights, []int{r.N}); err != nil {
-			return files, err
+		var wb bytes.Buffer
+		if err := WriteNPY(&wb, r.LogWeights, []int{r.N}); err != nil {
+			return nil, err
 		}
-		wp := LogWeightsPath(path)
-		if err := atomicfile.WriteFile(wp, buf.Bytes(), 0o644); err != nil {
-			return files, fmt.Errorf("serve: writing %s: %w", wp, err)
-		}
-		files = append(files, wp)
+		outs = append(outs, pendingFile{path: LogWeightsPath(path), data: wb.Bytes()})
 	}
-	return files, nil
+	return writeAll(outs)
+}
+
+// pendingFile is one output of writeAll.
+type pendingFile struct {
+	path string
+	data []byte
+	tmp  *os.File // its temporary file, until renamed
+}
+
+// writeAll writes every file to a synced temporary file next to its path
+// (atomicfile.CreateTemp), then renames them all into place; on a failure
+// it removes the temporary files and whatever it has renamed.
+func writeAll(files []pendingFile) (paths []string, err error) {
+	renamed := 0
+	defer func() {
+		for i, f := range files {
+			if f.tmp != nil {
+				f.tmp.Close()
+				if err != nil {
+					os.Remove(f.tmp.Name())
+				}
+			}
+			if err != nil && i < renamed {
+				os.Remove(f.path)
+			}
+		}
+		if err != nil {
+			paths = nil
+		}
+	}()
+	for i := range files {
+		f := &files[i]
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return nil, fmt.Errorf("serve: writing %s: %w", f.path, err)
+		}
+		t, err := atomicfile.CreateTemp(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("serve: writing %s: %w", f.path, err)
+		}
+		f.tmp = t
+		_, err = t.Write(f.data)
+		if err == nil {
+			err = t.Chmod(0o644)
+		}
+		if err == nil {
+			err = t.Sync()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("serve: writing %s: %w", f.path, err)
+		}
+	}
+	for i := range files {
+		f := &files[i]
+		if err := os.Rename(f.tmp.Name(), f.path); err != nil {
+			return nil, fmt.Errorf("serve: writing %s: %w", f.path, err)
+		}
+		f.tmp.Close()
+		f.tmp = nil
+		renamed++
+		paths = append(paths, f.path)
+	}
+	for _, dir := range uniqueDirs(files) {
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return paths, nil
+}
+
+func uniqueDirs(files []pendingFile) []string {
+	var dirs []string
+	for _, f := range files {
+		if d := filepath.Dir(f.path); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// CheckWritable reports whether an output can be written at path: path is
+// not a folder, and its folder, or the nearest folder above it that exists
+// (the missing ones are created when the output is written), takes a new
+// file. It creates and removes a temporary file there and leaves nothing
+// behind. `jarzyn-serve sample` calls it before sampling.
+func CheckWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("serve: output %s is a folder", path)
+	}
+	dir := filepath.Dir(path)
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("serve: output %s: %s is not a folder", path, dir)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("serve: output %s: %w", path, err)
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return fmt.Errorf("serve: output %s: %w", path, err)
+		}
+		dir = up
+	}
+	t, err := os.CreateTemp(dir, ".jarzyn-write-check*")
+	if err != nil {
+		return fmt.Errorf("serve: output %s: cannot write in %s: %w", path, dir, errors.Unwrap(err))
+	}
+	t.Close()
+	os.Remove(t.Name())
+	return nil
 }
 
 // WriteCSV writes a header line "# x0,x1,…[,log_weight]" and one sample per

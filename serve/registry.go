@@ -71,7 +71,8 @@ func versionLess(a, b string) bool {
 var ErrModelNotFound = errors.New("model not found")
 
 // Get returns a model. An empty version means the latest; an empty name is
-// allowed when exactly one model is served.
+// allowed when exactly one model is served. The error repeats at most 64
+// bytes of an unknown name or version.
 func (r *Registry) Get(name, version string) (*Model, error) {
 	if name == "" {
 		if len(r.byName) != 1 {
@@ -83,14 +84,14 @@ func (r *Registry) Get(name, version string) (*Model, error) {
 	}
 	mv := r.byName[name]
 	if mv == nil {
-		return nil, fmt.Errorf("%w: no model %q (serving %s)", ErrModelNotFound, name, strings.Join(r.Names(), ", "))
+		return nil, fmt.Errorf("%w: no model %s (serving %s)", ErrModelNotFound, clipq(name), strings.Join(r.Names(), ", "))
 	}
 	if version == "" {
 		version = mv.order[len(mv.order)-1]
 	}
 	m := mv.versions[version]
 	if m == nil {
-		return nil, fmt.Errorf("%w: model %q has no version %q (versions %s)", ErrModelNotFound, name, version, strings.Join(mv.order, ", "))
+		return nil, fmt.Errorf("%w: model %q has no version %s (versions %s)", ErrModelNotFound, name, clipq(version), strings.Join(mv.order, ", "))
 	}
 	return m, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -61,7 +62,8 @@ func (g gaussian) build(t testing.TB) []byte {
 	return b
 }
 
-// writeFile writes b under dir and returns the path.
+// writeFile writes b under dir and returns the path; a .onnx file is
+// sealed as jarzyn-export seals it (models.WriteSeal).
 func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -70,6 +72,11 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 	}
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if strings.HasSuffix(name, ".onnx") {
+		if err := models.WriteSeal(p, b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }

@@ -62,6 +62,11 @@ type ModelConfig struct {
 	// per-coordinate variance (replacing base_mean and base_std); "none"
 	// keeps them. The default value is "none".
 	BaseFit string `mapstructure:"base_fit"`
+	// Preset fills the conv architecture (family, dim, input_shape, conv,
+	// hidden, activation, leaky_slope) from a net of docs/METHOD.md §5:
+	// "mnist" (models.MNISTConvSpec), "cifar" (models.CIFARConvSpec), or ""
+	// for none. base_mean and base_std are kept. The default value is "".
+	Preset string `mapstructure:"preset"`
 }
 
 // DataConfig is the data set.
@@ -200,6 +205,9 @@ func LoadConfig(file string, sets []string) (Config, error) {
 // of package models.
 func (c *Config) Validate() error {
 	bad := config.Errorf
+	if err := config.CheckFinite(c); err != nil {
+		return err
+	}
 	switch c.Method {
 	case Jarzynski, PCD, CD:
 	default:
@@ -211,14 +219,20 @@ func (c *Config) Validate() error {
 	if c.Device != "cpu" && c.Device != "cuda" {
 		return bad("device", "must be cpu or cuda, got %q", c.Device)
 	}
-	if c.Iterations < 0 {
-		return bad("iterations", "must be >= 0, got %d", c.Iterations)
+	if c.Iterations < 0 || c.Iterations > MaxIterations {
+		return bad("iterations", "must be in [0, %d], got %d", MaxIterations, c.Iterations)
 	}
-	if c.Model.Family == models.MLP && c.Model.BaseStd == 0 {
+	if err := c.Model.applyPreset(); err != nil {
+		return err
+	}
+	if (c.Model.Family == models.MLP || c.Model.Family == models.Conv) && c.Model.BaseStd == 0 {
 		c.Model.BaseStd = 1
 	}
 	if err := c.Model.Spec.Validate(); err != nil {
 		return fmt.Errorf("train: model: %w", err)
+	}
+	if err := c.checkLimits(); err != nil {
+		return err
 	}
 	switch c.Model.BaseFit {
 	case "none":
@@ -230,8 +244,9 @@ func (c *Config) Validate() error {
 		return config.Errorf("model.base_fit", "must be none or data, got %q", c.Model.BaseFit)
 	}
 	for i, o := range c.Model.MeanOverrides {
-		if len(o) != 3 {
-			return bad(fmt.Sprintf("model.mean_overrides[%d]", i), "must be [mode, coordinate, value], got %v", o)
+		if len(o) != 3 || o[0] != math.Trunc(o[0]) || o[1] != math.Trunc(o[1]) || (c.Model.Family == models.GMM &&
+			(o[0] < 0 || o[0] >= float64(c.Model.Modes) || o[1] < 0 || o[1] >= float64(c.Model.Dim))) {
+			return bad(fmt.Sprintf("model.mean_overrides[%d]", i), "must be [mode, coordinate, value] with an integer mode in [0, model.modes) and coordinate in [0, model.dim), got %v", o)
 		}
 	}
 	if c.Data.Kind != "gmm" && c.Data.Kind != "images" {
@@ -364,6 +379,126 @@ func (c *Config) teacher() (datasets.Teacher, error) {
 		return n, teacherError(err)
 	}
 	return n, nil
+}
+
+// applyPreset fills the architecture from model.preset; for family conv
+// without a preset, dim is C·H·W of input_shape.
+func (m *ModelConfig) applyPreset() error {
+	var p models.Spec
+	switch m.Preset {
+	case "":
+		if m.Family == models.Conv && len(m.InputShape) == 3 {
+			m.Dim = prodInts(m.InputShape)
+		}
+		return nil
+	case "mnist":
+		p = models.MNISTConvSpec()
+	case "cifar":
+		p = models.CIFARConvSpec()
+	default:
+		return config.Errorf("model.preset", "must be mnist, cifar or empty, got %q", m.Preset)
+	}
+	p.BaseMean, p.BaseStd = m.BaseMean, m.BaseStd
+	m.Spec = p
+	return nil
+}
+
+// Limits on the sizes of a run, checked by Validate (checkLimits) before
+// anything is allocated; a value beyond one is refused with its key named.
+// MaxMemoryBytes bounds the estimate of the memory the run needs
+// (memoryEstimate).
+const (
+	MaxIterations  = 1_000_000_000 // iterations, log.every, log.eval_every, log.checkpoint_every
+	MaxDataN       = 1 << 26       // data.n (67,108,864 points)
+	MaxWalkers     = 1 << 24       // walkers.n and walkers.monitor (16,777,216 each)
+	MaxULASteps    = 1 << 20       // walkers.ula_steps (1,048,576)
+	MaxDim         = 1 << 24       // model.dim (16,777,216, as jarzyn-serve accepts)
+	MaxModes       = 1 << 16       // model.modes (65,536)
+	MaxLayers      = 64            // entries of model.hidden and of model.conv
+	MaxWidth       = 1 << 16       // each model.hidden width (65,536)
+	MaxParams      = 1 << 28       // parameters of the model (268,435,456)
+	MaxGrid        = 4096          // log.grid (points per axis)
+	MaxMemoryBytes = 64 << 30      // memoryEstimate (64 GiB)
+)
+
+// checkLimits refuses sizes beyond the limits above with a
+// *config.KeyError naming the key.
+func (c *Config) checkLimits() error {
+	bad := config.Errorf
+	for _, v := range []struct {
+		key      string
+		val, max int
+	}{
+		{"data.n", c.Data.N, MaxDataN},
+		{"walkers.n", c.Walkers.N, MaxWalkers},
+		{"walkers.monitor", c.Walkers.Monitor, MaxWalkers},
+		{"walkers.ula_steps", c.Walkers.ULASteps, MaxULASteps},
+		{"model.dim", c.Model.Dim, MaxDim},
+		{"model.modes", c.Model.Modes, MaxModes},
+		{"log.grid", c.Log.Grid, MaxGrid},
+		{"log.every", c.Log.Every, MaxIterations},
+		{"log.eval_every", c.Log.EvalEvery, MaxIterations},
+		{"log.checkpoint_every", c.Log.CheckpointEvery, MaxIterations},
+	} {
+		if v.val > v.max {
+			return bad(v.key, "must be at most %d, got %d", v.max, v.val)
+		}
+	}
+	if len(c.Model.Hidden) > MaxLayers || len(c.Model.Conv) > MaxLayers {
+		return bad("model.hidden", "and model.conv must have at most %d entries each, got %d and %d", MaxLayers, len(c.Model.Hidden), len(c.Model.Conv))
+	}
+	for i, h := range c.Model.Hidden {
+		if h > MaxWidth {
+			return bad(fmt.Sprintf("model.hidden[%d]", i), "must be at most %d, got %d", MaxWidth, h)
+		}
+	}
+	// every size is bounded now (conv ones by models), so this fits an int
+	params := c.Model.NumParams()
+	if params > MaxParams {
+		return bad("model", "has %d parameters, more than the limit of %d (reduce model.hidden, model.dim or model.modes)", params, MaxParams)
+	}
+	if est := c.memoryEstimate(params); est > MaxMemoryBytes {
+		return bad("walkers.n", "needs about %.1f GiB with data.n=%d, walkers.monitor=%d, model.dim=%d and %d parameters, more than the limit of %d GiB",
+			est/(1<<30), c.Data.N, c.Walkers.Monitor, c.Model.Dim, params, MaxMemoryBytes>>30)
+	}
+	return nil
+}
+
+// memoryEstimate is a rough upper estimate, in bytes, of what a run of c
+// allocates (8-byte values): the data set and its graph copy, about eight
+// d-vectors per walker (positions, gradients, their saved copies, noise)
+// and four values per hidden unit per walker (the caches' activations and
+// deltas), the same for the data batch, ten copies of the parameters
+// (values, gradients, optimizer moments, snapshots, graph nodes), and the
+// quadrature grid of a 2-D model.
+func (c *Config) memoryEstimate(params int) float64 {
+	d := float64(c.Model.Dim)
+	units := 0.0 // hidden values per point
+	if c.Model.Family == models.GMM {
+		units = float64(c.Model.Modes)
+	}
+	for _, h := range c.Model.Hidden {
+		units += float64(h)
+	}
+	if len(c.Model.InputShape) == 3 {
+		h, w := c.Model.InputShape[1], c.Model.InputShape[2]
+		for _, l := range c.Model.Conv {
+			if l.Stride > 0 {
+				h, w = (h+2*l.Pad-l.Kernel)/l.Stride+1, (w+2*l.Pad-l.Kernel)/l.Stride+1
+			}
+			units += float64(l.Out) * float64(h) * float64(w)
+		}
+	}
+	walkers := float64(c.Walkers.N) + float64(c.Walkers.Monitor)
+	batch := float64(c.Data.Batch)
+	if batch == 0 {
+		batch = float64(c.Data.N)
+	}
+	grid := 0.0
+	if c.Model.Dim == 2 {
+		grid = 4 * float64(c.Log.Grid) * float64(c.Log.Grid)
+	}
+	return 8 * (2*float64(c.Data.N)*d + walkers*(8*d+4*units) + batch*(2*d+4*units) + 10*float64(params) + grid)
 }
 
 // teacherError is the error for a teacher that datasets refuses: a

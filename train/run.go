@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jarzyn/jarzyn/internal/atomicfile"
+	"github.com/jarzyn/jarzyn/internal/config"
 	"github.com/jarzyn/jarzyn/internal/progress"
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -132,6 +133,10 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 		if err := t.restore(c); err != nil {
 			return nil, fmt.Errorf("train: cannot resume from %s: %w", ckptPath, err)
 		}
+		if err := t.checkRestored(); err != nil {
+			// refused before anything in the run dir is rewritten
+			return nil, fmt.Errorf("train: cannot resume from %s: %w", ckptPath, config.InFile(err, filepath.Join(dir, ConfigFile)))
+		}
 		if err := truncateMetrics(filepath.Join(dir, MetricsFile), t.iter); err != nil {
 			return nil, err
 		}
@@ -146,6 +151,9 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
+	}
+	if removed := removeStaleTemps(dir); len(removed) > 0 {
+		log.Info("removed temp files left by a killed run", "files", removed)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, ConfigFile), cfgYAML, 0o644); err != nil {
 		return nil, err
@@ -186,6 +194,16 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 		}
 		return nil, runErr
 	}
+	if ctx.Err() != nil {
+		// the final evaluation and the plots can take long: stop before them
+		// with a checkpoint at the last iteration, from which --resume
+		// writes them
+		if err := hooks.Checkpoint(t.iter); err != nil {
+			return nil, err
+		}
+		log.Info("interrupted before the final evaluation; checkpoint written", "iteration", t.iter, "checkpoint", ckptPath, "resume", "jarzyn-train --resume "+dir)
+		return nil, ErrInterrupted
+	}
 	// final row, summary, weights, plots
 	seconds := t.elapsed + time.Since(start).Seconds()
 	final := t.metrics(start, true) // evaluated: mean U over the whole data set
@@ -199,6 +217,10 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	}
 	if err := models.WriteParams(filepath.Join(dir, models.WeightsFile), t.ps.params(), t.exportMeta()); err != nil {
 		return nil, err
+	}
+	if cfg.Log.Plots && ctx.Err() != nil {
+		log.Info("interrupted: plots skipped; summary and weights are written", "resume", "jarzyn-train --resume "+dir)
+		return nil, ErrInterrupted
 	}
 	if cfg.Log.Plots {
 		if err := writePlots(dir, t.ps.params(), t.teacher, t.data, toF64(t.pop.X), cfg.Log.Grid); err != nil {

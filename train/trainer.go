@@ -118,8 +118,8 @@ func (t *trainer[T]) initFresh() error {
 			ov[[2]int{int(o[0]), int(o[1])}] = o[2]
 		}
 		p, err = models.InitGMM(cfg.Model.Spec, cfg.Model.MeanScale, ov, t.rng)
-	default:
-		p, err = models.InitMLP(cfg.Model.Spec, t.rng)
+	default: // mlp, conv
+		p, err = models.Init(cfg.Model.Spec, t.rng)
 	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -264,13 +264,16 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 			return ErrInterrupted
 		}
 		k := t.iter
+		// the state at the start of the iteration, before the CD reset, so
+		// that an iteration cancelled midway resumes exactly
+		t.takeSnapshot()
+		prevMeanU, prevNorm := t.lastMeanUData, t.lastGradNorm
 		if cfg.Method == CD && k > 0 && k%cfg.CD.ResetEvery == 0 {
 			t.walkersFromData(t.pop)
 			if err := t.pop.evaluate(); err != nil {
 				return err
 			}
 		}
-		t.takeSnapshot()
 		// 1–2: weighted parameter gradient at (θ_k, X_k)
 		coef := t.pop.Weights()
 		if !weighted {
@@ -308,6 +311,17 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 		}
 		// 3–4: ULA at the old parameters, update θ, evaluate at θ_{k+1}, reweight
 		for j := 0; j < cfg.Walkers.ULASteps; j++ {
+			if j > 0 && ctx.Err() != nil {
+				// cancelled between ULA steps (walkers.ula_steps can be
+				// large): checkpoint the start of this iteration, which
+				// the snapshot holds in full with several steps
+				t.restoreSnapshot()
+				t.lastMeanUData, t.lastGradNorm = prevMeanU, prevNorm
+				if err := h.Checkpoint(t.iter); err != nil {
+					return err
+				}
+				return ErrInterrupted
+			}
 			for _, pop := range t.pops() {
 				pop.Move(hStep, t.rng.Uint64())
 			}
@@ -470,6 +484,16 @@ func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 			ev.ModeMasses = walkerModeMasses(t.teacher, pop.Population)
 		}
 		r.Eval = &ev
+	} else if t.cfg.Model.Family != models.GMM && t.cfg.Model.Dim != 2 {
+		// no exact evaluation exists: every row still gets the walkers'
+		// weighted mass per teacher mode (cheap), so metrics.csv shows it
+		// over training
+		pop := t.pop
+		if t.mon != nil {
+			pop = t.mon
+		}
+		r.Eval = &Evaluation{ModeMasses: walkerModeMasses(t.teacher, pop.Population), LogZ: math.NaN(),
+			MeanUData: r.MeanUData, CE: math.NaN(), ExactKL: math.NaN(), EstimatedKL: math.NaN()}
 	}
 	return r
 }

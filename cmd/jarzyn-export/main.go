@@ -12,6 +12,12 @@
 // it as model.latent.onnx, checked the same way, which jarzyn-serve uses to
 // sample in r instead of d dimensions.
 //
+// Each file written is sealed: model.onnx.sha256 (and
+// model.latent.onnx.sha256) beside it holds its SHA-256 in sha256sum's
+// format (`sha256sum -c model.onnx.sha256` checks it). jarzyn-serve refuses
+// a model that does not match its seal, warns about one without a seal, and
+// skips the check with JARZYN_NO_VERIFY=1. Copy a model with its seal.
+//
 // Exit status: 0 on success, 2 for a usage error (bad flag, missing --out or
 // --run/--checkpoint, extra arguments), 1 when the export fails (unreadable
 // weights, ONNX Runtime missing, the parity check failing).
@@ -73,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return cli.Failure(stderr, name, err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (%s d=%d, %d bytes) from %s\n", res.Out, res.Spec.Family, res.Spec.Dim, res.Bytes, res.Source)
+	fmt.Fprintf(stdout, "wrote %s (%s d=%d, %d bytes) from %s, sealed by %s\n", res.Out, res.Spec.Family, res.Spec.Dim, res.Bytes, res.Source, models.SealPath(res.Out))
 	fmt.Fprintf(stdout, "parity vs %s on %d inputs (half base Gaussian, half %s): max relative error energy %.2e, grad %.2e (tolerance %g)\n",
 		res.Reference, res.N, res.DataLike, res.EnergyErr, res.GradErr, export.Tolerance)
 	if res.LatentOut != "" {

@@ -9,9 +9,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/viper"
@@ -111,8 +114,222 @@ func Load(file string, sets []string, out any) error {
 		}
 		v.Set(k, parsed)
 	}
+	// strict types before decoding, whose weak conversions would turn 1.5
+	// into 1 and 1e19 into a negative int
+	if err := checkValues("", v.AllSettings(), rv.Elem().Type(), src); err != nil {
+		return err
+	}
 	if err := v.Unmarshal(out); err != nil {
 		return fmt.Errorf("config %s: %w", src, err)
+	}
+	return InFile(CheckFinite(out), src)
+}
+
+// checkValues checks the merged settings (nested maps keyed by mapstructure
+// tags) against the struct type t: an integer field takes only an integral
+// number in its type's range (or a string of one, from the environment), a
+// float field only a finite number. Other values are left to the decoder.
+func checkValues(prefix string, settings map[string]any, t reflect.Type, src string) error {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if isSquash(f) && f.Type.Kind() == reflect.Struct {
+			if err := checkValues(prefix, settings, f.Type, src); err != nil {
+				return err
+			}
+			continue
+		}
+		name := tagName(f)
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		if val, ok := settings[name]; ok {
+			if err := checkValue(prefix+name, val, f.Type, src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkValue(key string, val any, t reflect.Type, src string) error {
+	if val == nil {
+		return nil
+	}
+	bad := func(format string, a ...any) error {
+		return &KeyError{Key: key, File: src, Msg: fmt.Sprintf(format, a...)}
+	}
+	rv := reflect.ValueOf(val)
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f, exact, ok := number(val)
+		if !ok {
+			return bad("must be an integer, got %v", describe(val))
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) || (exact == nil && f != math.Trunc(f)) {
+			return bad("must be an integer, got %v", describe(val))
+		}
+		lo, hi := intRange(t)
+		if exact != nil {
+			if exact.Cmp(lo) < 0 || exact.Cmp(hi) > 0 {
+				return bad("must be an integer in [%v, %v], got %v", lo, hi, exact)
+			}
+		} else if f < bigFloat(lo) || f > bigFloat(hi) {
+			return bad("must be an integer in [%v, %v], got %v", lo, hi, describe(val))
+		}
+	case reflect.Float32, reflect.Float64:
+		f, _, ok := number(val)
+		if ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return bad("must be a finite number, got %v", describe(val))
+		}
+	case reflect.Struct:
+		if m, ok := val.(map[string]any); ok {
+			return checkValues(key+".", m, t, src)
+		}
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
+			for i := 0; i < rv.Len(); i++ {
+				if err := checkValue(fmt.Sprintf("%s[%d]", key, i), rv.Index(i).Interface(), t.Elem(), src); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Map:
+		if rv.Kind() == reflect.Map && rv.Type().Key().Kind() == reflect.String {
+			keys := rv.MapKeys()
+			sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+			for _, k := range keys {
+				if err := checkValue(key+"."+k.String(), rv.MapIndex(k).Interface(), t.Elem(), src); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// number reads a numeric setting: its float64 value, the exact integer when
+// it is one (nil for a float), and false when it is no number at all.
+// Strings (environment variables) are parsed.
+func number(val any) (float64, *big.Int, bool) {
+	switch x := val.(type) {
+	case int:
+		return float64(x), big.NewInt(int64(x)), true
+	case int8:
+		return float64(x), big.NewInt(int64(x)), true
+	case int16:
+		return float64(x), big.NewInt(int64(x)), true
+	case int32:
+		return float64(x), big.NewInt(int64(x)), true
+	case int64:
+		return float64(x), big.NewInt(x), true
+	case uint:
+		return float64(x), new(big.Int).SetUint64(uint64(x)), true
+	case uint8:
+		return float64(x), new(big.Int).SetUint64(uint64(x)), true
+	case uint16:
+		return float64(x), new(big.Int).SetUint64(uint64(x)), true
+	case uint32:
+		return float64(x), new(big.Int).SetUint64(uint64(x)), true
+	case uint64:
+		return float64(x), new(big.Int).SetUint64(x), true
+	case float32:
+		return float64(x), nil, true
+	case float64:
+		return x, nil, true
+	case string:
+		s := strings.TrimSpace(x)
+		if n, ok := new(big.Int).SetString(s, 10); ok {
+			f, _ := new(big.Float).SetInt(n).Float64()
+			return f, n, true
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+			return f, nil, true
+		}
+	}
+	return 0, nil, false
+}
+
+// intRange is the range of an integer type.
+func intRange(t reflect.Type) (lo, hi *big.Int) {
+	bits := uint(t.Bits())
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return big.NewInt(0), new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), bits), big.NewInt(1))
+	}
+	hi = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), bits-1), big.NewInt(1))
+	return new(big.Int).Neg(new(big.Int).Add(hi, big.NewInt(1))), hi
+}
+
+func bigFloat(n *big.Int) float64 {
+	f, _ := new(big.Float).SetInt(n).Float64()
+	return f
+}
+
+func describe(val any) string {
+	if s, ok := val.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(val)
+}
+
+// CheckFinite returns a *KeyError (File empty) naming the first float64 or
+// float32 in the config struct behind v, in any field, slice or map, that is
+// NaN or infinite; nil when there is none.
+func CheckFinite(v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	return finite("", rv)
+}
+
+func finite(key string, v reflect.Value) error {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return &KeyError{Key: key, Msg: fmt.Sprintf("must be a finite number, got %v", f)}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			k := key
+			if !isSquash(f) {
+				name := tagName(f)
+				if name == "" {
+					continue
+				}
+				if k != "" {
+					k += "."
+				}
+				k += name
+			}
+			if err := finite(k, v.Field(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := finite(fmt.Sprintf("%s[%d]", key, i), v.Index(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			if err := finite(fmt.Sprintf("%s.%v", key, k), v.MapIndex(k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return finite(key, v.Elem())
+		}
 	}
 	return nil
 }

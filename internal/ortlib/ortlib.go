@@ -3,6 +3,15 @@
 // JARZYN_ORT_LIB environment variable, then the project default
 // .deps/onnxruntime/libonnxruntime.so.1, searched upward from the working
 // directory and from the executable's directory.
+//
+// Telemetry: the ONNX Runtime library can collect usage telemetry (on Linux
+// through an embedded telemetry client that, as soon as the environment is
+// created, writes an empty mat-debug-<pid>.log and a .ses file in $TMPDIR
+// and a device id and event database under ~/.cache/Microsoft). jarzyn
+// turns it off: Init sets ORT_DISABLE_TELEMETRY=1 for the library before it
+// creates the environment, which keeps the client from starting and writing
+// any of those files, and then calls the API's DisableTelemetryEvents. Set
+// JARZYN_ORT_TELEMETRY=1 to leave the library's telemetry as it is.
 package ortlib
 
 import (
@@ -18,6 +27,13 @@ import (
 
 // EnvVar names the environment variable that points at the library.
 const EnvVar = "JARZYN_ORT_LIB"
+
+// TelemetryEnvVar opts in to ONNX Runtime's telemetry when set to 1.
+const TelemetryEnvVar = "JARZYN_ORT_TELEMETRY"
+
+// ortDisableTelemetry is the variable the ONNX Runtime library reads when
+// it creates its environment.
+const ortDisableTelemetry = "ORT_DISABLE_TELEMETRY"
 
 // DefaultRel is the project-local install location written by scripts/install-ort.sh.
 const DefaultRel = ".deps/onnxruntime/libonnxruntime.so.1"
@@ -77,7 +93,17 @@ var (
 	initErr error
 	inited  bool
 	libPath string
+	// telemetryOff records that Init disabled the library's telemetry.
+	telemetryOff bool
 )
+
+// TelemetryDisabled reports whether Init turned ONNX Runtime's telemetry
+// off (false before Init and with JARZYN_ORT_TELEMETRY=1).
+func TelemetryDisabled() bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return telemetryOff
+}
 
 // Init loads the library (found as in Find) and initialises the ONNX Runtime
 // environment. It is safe to call many times; only the first call's path is
@@ -96,11 +122,23 @@ func Init(explicit string) (string, error) {
 		return "", err
 	}
 	ort.SetSharedLibraryPath(p)
+	off := os.Getenv(TelemetryEnvVar) != "1"
+	if off {
+		// read by the library when the environment is created (cgo makes
+		// os.Setenv visible to it)
+		os.Setenv(ortDisableTelemetry, "1")
+	}
 	if err := ort.InitializeEnvironment(); err != nil {
 		// a wrong file or a too-old library: say which file and what to do
 		return p, fmt.Errorf("ortlib: loading ONNX Runtime from %s failed: %v; %s", p, err, InstallHint)
 	}
-	inited, libPath = true, p
+	if off {
+		if err := ort.DisableTelemetry(); err != nil {
+			ort.DestroyEnvironment()
+			return p, fmt.Errorf("ortlib: disabling ONNX Runtime telemetry (library %s) failed: %v", p, err)
+		}
+	}
+	inited, libPath, telemetryOff = true, p, off
 	return p, nil
 }
 

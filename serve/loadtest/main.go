@@ -2,6 +2,20 @@
 // C concurrent clients send small POST /v1/sample requests for a fixed
 // duration, then it reports requests/s, latency percentiles, the error count
 // and the server's resident memory at the start and end (from /proc/PID).
+//
+// With -infer-clients, -slow and -probe it is also a hostile-load test:
+// clients upload large /v2 infer bodies (-infer-bytes each, against the
+// server's in-flight body budget; after a 503 they retry a tenth of its
+// Retry-After later, harder than a polite client), -slow connections send headers and then
+// never their body (a Content-Length whose bytes never come, a chunk of
+// size 2⁶⁴−1, a Content-Length of 1 GB) and reconnect whenever the server
+// cuts them off, and a probe asks GET /v2/health/live on a new connection
+// every 100 ms. It then checks: no 5xx except the budget's 503s with
+// Retry-After (counted apart), every probe answered within -max-probe-ms,
+// the server's peak RSS within -rss-budgets × the body budget above its idle
+// RSS, and its file descriptors back to their start count once the clients
+// are gone. It exits 1 when a check fails.
+//
 // It only targets loopback addresses. scripts/loadtest.sh builds and runs
 // everything; by hand:
 //
@@ -53,6 +67,8 @@ type Report struct {
 	RSSPeakKB             int64   `json:"rss_peak_kb,omitempty"`
 	ServerWalkerStepsPerS float64 `json:"server_walker_steps_per_second,omitempty"`
 	FirstError            string  `json:"first_error,omitempty"`
+	// Hostile is the hostile load's part (-infer-clients, -slow, -probe).
+	Hostile *HostileReport `json:"hostile,omitempty"`
 }
 
 func main() {
@@ -63,6 +79,14 @@ func main() {
 	pid := flag.Int("pid", 0, "server process id, for its RSS from /proc/PID/status")
 	wait := flag.Duration("wait-ready", 30*time.Second, "wait this long for GET /v2/health/ready before starting")
 	writeModel := flag.String("write-model", "", "write a small 2-D Gaussian-mixture model to this file and exit")
+	var h hostileOptions
+	flag.IntVar(&h.inferClients, "infer-clients", 0, "clients uploading large /v2 infer bodies at the same time")
+	flag.IntVar(&h.inferBytes, "infer-bytes", 7_000_000, "size of each infer body (rows of data, then whitespace)")
+	flag.IntVar(&h.inferRows, "infer-rows", 65536, "rows of each infer body")
+	flag.IntVar(&h.slow, "slow", 0, "connections that send headers and never their body")
+	flag.BoolVar(&h.probe, "probe", false, "probe GET /v2/health/live on a new connection every 100 ms (on with -infer-clients or -slow)")
+	flag.DurationVar(&h.maxProbe, "max-probe", 100*time.Millisecond, "longest a liveness probe may take")
+	flag.Float64Var(&h.rssBudgets, "rss-budgets", 4, "the server's peak RSS may exceed its idle RSS by this many body budgets (0: no check)")
 	flag.Parse()
 	if *writeModel != "" {
 		if err := writeGMM(*writeModel); err != nil {
@@ -84,9 +108,31 @@ func main() {
 	if err := waitReady(base, *wait); err != nil {
 		fail(err)
 	}
+	h.pid = *pid
+	hostile := h.inferClients > 0 || h.slow > 0 || h.probe
+	h.probe = hostile
+	rssStart, _ := rss(*pid)
+	var hrep HostileReport
+	done := make(chan struct{})
+	if hostile {
+		go func() {
+			defer close(done)
+			ctx, cancel := context.WithTimeout(context.Background(), *dur)
+			defer cancel()
+			hrep = runHostile(ctx, base, h, rssStart)
+		}()
+	} else {
+		close(done)
+	}
 	rep := run(base, *clients, *dur, req, *pid)
+	<-done
+	if hostile {
+		checkFDs(&hrep, *pid)
+		rep.Hostile = &hrep
+		rep.RSSEndKB, rep.RSSPeakKB = rss(*pid)
+	}
 	printReport(os.Stdout, rep)
-	if rep.Requests == 0 || rep.Errors > 0 {
+	if rep.Requests == 0 || rep.Errors > 0 || len(hrep.Failures) > 0 {
 		os.Exit(1)
 	}
 }
@@ -241,6 +287,7 @@ func run(base string, clients int, dur time.Duration, req map[string]any, pid in
 		}(c)
 	}
 	wg.Wait()
+	tr.CloseIdleConnections()
 	el := time.Since(start)
 	rep.DurationSeconds = el.Seconds()
 	rep.Requests, rep.Errors, rep.FirstError = len(lats), errs, firstErr
@@ -273,6 +320,9 @@ func printReport(w io.Writer, r Report) {
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error   %s\n", r.FirstError)
+	}
+	if r.Hostile != nil {
+		printHostile(w, *r.Hostile)
 	}
 	b, _ := json.Marshal(r)
 	fmt.Fprintf(w, "%s\n", b)
