@@ -108,7 +108,10 @@ func (c *SampleConfig) Validate(info models.TrainingInfo) error {
 		return fieldErr("extra_steps", "only applies to weighted sampling")
 	}
 	if math.IsNaN(c.StepSize) || math.IsInf(c.StepSize, 0) || c.StepSize < 0 {
-		return fieldErr("h", "must be a finite number > 0 (or 0 for the model's %g), got %v", info.StepSize, c.StepSize)
+		if info.StepSize > 0 {
+			return fieldErr("h", "must be a finite number > 0, or 0 for the model's training step size %g; got %v", info.StepSize, c.StepSize)
+		}
+		return fieldErr("h", "must be a finite number > 0; got %v", c.StepSize)
 	}
 	if c.StepSize == 0 && !(info.StepSize > 0) {
 		return fieldErr("h", "the model does not record its training step size; give h > 0")
