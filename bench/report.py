@@ -216,6 +216,12 @@ def main():
         print(f"| {row} | {fmt(gms)}{f' (OpenBLAS {gt})' if gt and gms else ''} | {fmt(g.get('GFLOP/s'), 1)} | {fmt(pms)} | "
               f"{p.get('torch_threads') if p else 'n/a'} | {ratio(pms, gms)} |")
 
+    gu = parse_go(read("go_conv_ula.txt")).get("BenchmarkSampleULAConv/mnist_N1024", {}).get("walker-steps/s")
+    pu = (pt_conv.get("mnist/ula") or {}).get("walker_steps_per_s")
+    print(f"\nSampler, plain ULA on the MNIST net (1024 walkers, walker-steps/s; higher is better): ONNX Runtime "
+          f"{fmt(gu, 0)}, PyTorch {fmt(pu, 0)} ({(pt_conv.get('mnist/ula') or {}).get('torch_threads', 'n/a')} threads): "
+          f"ORT/PyTorch {ratio(gu, pu)}.")
+
     print("\n## float32 GEMM ceiling (2048³, best of repeats)\n")
     print("| library | measured | GFLOP/s (best) | GFLOP/s (median) | OPENBLAS_NUM_THREADS |")
     print("|---|---|---|---|---|")

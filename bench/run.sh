@@ -78,6 +78,9 @@ if [ "${SKIP_GO:-0}" != 1 ]; then
     OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConvEnergyGrad/cifar' -benchtime 3x ./train/ \
       >> "$OUT/go_conv_t$t.txt" 2>&1 || echo "(go conv benchmarks failed: see $OUT/go_conv_t$t.txt)" >&2
   done
+  step "go test -bench 'BenchmarkSampleULAConv' ./serve/ (the sampler on the MNIST conv net)"
+  $GO test -run '^$' -bench 'BenchmarkSampleULAConv' -benchtime "$GO_ULA_TIME" ./serve/ > "$OUT/go_conv_ula.txt" 2>&1 \
+    || echo "(go conv sampler benchmark failed: see $OUT/go_conv_ula.txt)" >&2
 fi
 if [ "${SKIP_PY:-0}" != 1 ]; then
   step "PyTorch conv family (threads 1 and 2)"

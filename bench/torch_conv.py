@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-CASES = ["mnist/energy_grad", "mnist/train_iter", "cifar/energy_grad"]
+CASES = ["mnist/energy_grad", "mnist/train_iter", "cifar/energy_grad", "mnist/ula"]
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--cases", default=",".join(CASES))
@@ -158,9 +158,26 @@ def train_iter(name):
     return timeit(step)
 
 
+def ula(name):
+    """One plain ULA step of 1024 walkers: ∇ₓU by autograd (U is not needed), then the move."""
+    energy, _, shape = net(name)
+    h = 1e-3
+    st = {"X": torch.randn(1024, *shape)}
+
+    def step():
+        Xr = st["X"].detach().requires_grad_()
+        (g,) = torch.autograd.grad(energy(Xr).sum(), Xr)
+        st["X"] = Xr.detach() - h * g + (2 * h) ** 0.5 * torch.randn_like(g)
+
+    return timeit(step)
+
+
+KINDS = {"energy_grad": energy_grad, "train_iter": train_iter, "ula": ula}
+
 for case in ARGS.cases.split(","):
     name, kind = case.split("/")
-    med, mn, iters = (energy_grad if kind == "energy_grad" else train_iter)(name)
-    print(json.dumps({"case": case, "ms": round(med, 3), "ms_min": round(mn, 3), "iters": iters,
+    med, mn, iters = KINDS[kind](name)
+    extra = {"walker_steps_per_s": round(1024 / (med / 1e3))} if kind == "ula" else {}
+    print(json.dumps({"case": case, "ms": round(med, 3), "ms_min": round(mn, 3), "iters": iters, **extra,
                       "torch_threads": ARGS.child, "torch": torch.__version__,
                       "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)

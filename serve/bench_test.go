@@ -3,8 +3,13 @@ package serve
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/jarzyn/jarzyn/export"
+	"github.com/jarzyn/jarzyn/models"
 )
 
 // benchSample runs one Sample call of b.N steps on 4096 walkers of an MLP
@@ -74,5 +79,45 @@ func BenchmarkSampleULALatent(b *testing.B) {
 func BenchmarkSampleWeightedLatent(b *testing.B) {
 	b.Run("d784_H256_N4096", func(b *testing.B) {
 		benchSampleOn(b, loadLatentMLP(b, mlpParams(b, 784, 256, 0), 1e-3, LoadOptions{Name: "mlp", Version: "1"}), true, 0)
+	})
+}
+
+// BenchmarkSampleULAConv is plain ULA on the MNIST conv net of
+// docs/METHOD.md §5.2 (models.MNISTConvSpec, random nonzero weights) with
+// 1024 walkers; walker-steps/s as BenchmarkSampleULA, for comparison with
+// bench/torch_conv.py's mnist/ula case.
+func BenchmarkSampleULAConv(b *testing.B) {
+	b.Run("mnist_N1024", func(b *testing.B) {
+		needORT(b)
+		rng := rand.New(rand.NewPCG(5, 5))
+		p, err := models.InitConv(models.MNISTConvSpec(), rng)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range p.Get("w1").Data {
+			p.Get("w1").Data[j] = 0.1 * rng.NormFloat64()
+		}
+		onnx, err := export.Build(p, models.TrainingInfo{Method: "test", StepSize: 1e-3, LogZEstimate: math.NaN(), DataMin: -1, DataMax: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := LoadModel(writeFile(b, b.TempDir(), "mnist.onnx", onnx), LoadOptions{Name: "mnist", Version: "1", Logger: quietLog})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		const n = 1024
+		cfg := SampleConfig{N: n, Steps: 2, StepSize: 1e-3, Seed: 1}
+		if _, err := Sample(context.Background(), m, cfg); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Steps = b.N
+		b.ReportAllocs()
+		b.ResetTimer()
+		if _, err := Sample(context.Background(), m, cfg); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "walker-steps/s")
 	})
 }
