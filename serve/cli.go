@@ -79,6 +79,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 	threads := fs.Int("threads", 0, fmt.Sprintf("ONNX Runtime intra-op threads per Run, at most %d (default 1: one Run per core, each on its own walkers)", HardLimits().MaxThreads))
 	noLatent := fs.Bool("no-latent", false, "ignore the model's latent reduction (model.latent.onnx) and always sample in the full dimension")
 	noFused := fs.Bool("no-fused", false, "run the file's graph as it is on the CPU, without jarzyn's fused activation operators")
+	noVerify := fs.Bool("no-verify", false, "load a model whose SHA-256 seal (model.onnx.sha256) does not match (same as $"+NoVerifyEnv+"=1)")
 	return func() (LoadOptions, error) {
 		d, err := ParseDevice(*device)
 		if err != nil {
@@ -88,7 +89,7 @@ func loadFlags(fs *flag.FlagSet) func() (LoadOptions, error) {
 		if err := HardLimits().CheckThreads(*threads); err != nil {
 			return LoadOptions{}, err
 		}
-		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent, NoFused: *noFused}, nil
+		return LoadOptions{ORTLib: *ortLib, Device: d, CUDAProviderLib: *cudaLib, Threads: *threads, NoLatent: *noLatent, NoFused: *noFused, SkipVerify: *noVerify}, nil
 	}
 }
 

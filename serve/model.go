@@ -249,7 +249,7 @@ func verifySeal(path string, data []byte, opt LoadOptions) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("serve: refusing model %s: %w; export it again, or set %s=1 to load it unverified", path, err, NoVerifyEnv)
+		return fmt.Errorf("serve: refusing model %s: %w; export it again, or load it unverified with --no-verify (or %s=1)", path, err, NoVerifyEnv)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"math"
@@ -90,5 +91,35 @@ func TestLoadVerifiesSeal(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// `jarzyn-serve sample` refuses a model that does not match its seal (exit
+// 1, naming --no-verify) and samples it with --no-verify.
+func TestMainNoVerify(t *testing.T) {
+	needORT(t)
+	t.Setenv(NoVerifyEnv, "")
+	dir := t.TempDir()
+	good := testGaussian.build(t)
+	path := filepath.Join(dir, "model.onnx")
+	if err := models.WriteSeal(path, good); err != nil {
+		t.Fatal(err)
+	}
+	// flip the lowest bit of the weight 1 (the first mean's first coordinate)
+	var pat bytes.Buffer
+	binary.Write(&pat, binary.LittleEndian, []float32{1, -2})
+	tampered := append([]byte(nil), good...)
+	tampered[bytes.Index(good, pat.Bytes())] ^= 1
+	if err := os.WriteFile(path, tampered, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"sample", "--model", path, "--n", "8", "--steps", "2", "--out", filepath.Join(dir, "s.csv")}
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), args, &stdout, &stderr); code != ExitError || !strings.Contains(stderr.String(), "--no-verify") {
+		t.Fatalf("tampered model: exit %d, stderr %q; want %d naming --no-verify", code, stderr.String(), ExitError)
+	}
+	stderr.Reset()
+	if code := Main(context.Background(), append(args, "--no-verify"), &stdout, &stderr); code != ExitOK {
+		t.Fatalf("--no-verify: exit %d, stderr %q", code, stderr.String())
 	}
 }
