@@ -134,6 +134,10 @@ const maxPoolBytes = 256 << 20
 // jarzyn.latent_of is another file's SHA-256) or fails to load is skipped
 // with a warning: sampling stays correct, in d dimensions.
 func LoadModel(path string, opt LoadOptions) (*Model, error) {
+	// ONNX Runtime fails hard creating a session with a huge thread count
+	if err := HardLimits().CheckThreads(opt.Threads); err != nil {
+		return nil, err
+	}
 	m, data, err := loadModelFile(path, opt, models.GraphEnergy)
 	if err != nil {
 		return nil, err

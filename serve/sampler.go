@@ -201,6 +201,9 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return nil, err
 	}
+	if err := HardLimits().Check(cfg, m.Info.Dim); err != nil {
+		return nil, err
+	}
 	if cfg.StepSize == 0 {
 		cfg.StepSize = m.Info.StepSize
 	}
