@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -40,28 +39,9 @@ func convEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.
 		}
 	}
 	off := len(spec.Conv)
-	nl := len(spec.LinearLayers()) - 1
-	for j := 0; j < nl; j++ {
-		w, b := params[2*(off+j)], params[2*(off+j)+1]
-		in := h
-		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
-		if taps != nil {
-			taps.inputs = append(taps.inputs, in)
-			taps.pre = append(taps.pre, h)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("train: building linear layer %d: %w", j, err)
-		}
-		if j == nl-1 {
-			break
-		}
-		h = must(applyActivationSlope(spec.Activation, models.LeakySlopeOf(spec.Activation, spec.LeakySlope), h))
-	}
-	f := must(G.Reshape(h, tensor.Shape{n}))
-	if err != nil {
-		return nil, fmt.Errorf("train: building conv output: %w", err)
-	}
-	return f, nil
+	slope := models.LeakySlopeOf(spec.Activation, spec.LeakySlope)
+	act := func(h *G.Node) (*G.Node, error) { return applyActivationSlope(spec.Activation, slope, h) }
+	return linearStack[T](h, params[2*off:], len(spec.LinearLayers())-1, act, n, taps)
 }
 
 // cacheWidths is the width of each layer's input and output rows in the

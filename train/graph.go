@@ -155,6 +155,14 @@ type layerTaps struct {
 }
 
 func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
+	act := func(h *G.Node) (*G.Node, error) { return applyActivation(spec.Activation, h) }
+	return linearStack[T](x, params, len(spec.Layers())-1, act, n, taps)
+}
+
+// linearStack builds layers linear layers h ← h·W_j + b_j (params W_0, b_0,
+// W_1, …), each but the last followed by act, and returns the [n] output.
+// With taps non-nil it records each layer's input and pre-activation.
+func linearStack[T Float](h *G.Node, params G.Nodes, layers int, act func(*G.Node) (*G.Node, error), n int, taps *layerTaps) (*G.Node, error) {
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
 		if e != nil && err == nil {
@@ -162,10 +170,8 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 		}
 		return nd
 	}
-	h := x
-	nl := len(spec.Layers()) - 1
-	for i := 0; i < nl; i++ {
-		w, b := params[2*i], params[2*i+1]
+	for j := 0; j < layers; j++ {
+		w, b := params[2*j], params[2*j+1]
 		in := h
 		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
 		if taps != nil {
@@ -173,16 +179,15 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 			taps.pre = append(taps.pre, h)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("train: building mlp layer %d: %w", i, err)
+			return nil, fmt.Errorf("train: building linear layer %d: %w", j, err)
 		}
-		if i == nl-1 {
-			break
+		if j < layers-1 {
+			h = must(act(h))
 		}
-		h = must(applyActivation(spec.Activation, h))
 	}
 	f := must(G.Reshape(h, tensor.Shape{n}))
 	if err != nil {
-		return nil, fmt.Errorf("train: building mlp output: %w", err)
+		return nil, fmt.Errorf("train: building the energy's output: %w", err)
 	}
 	return f, nil
 }
