@@ -73,7 +73,7 @@ fi
 if [ "${SKIP_GO:-0}" != 1 ]; then
   for t in 1 2; do
     step "go test -tags openblas -bench 'BenchmarkConv' ./train/ (conv family, OPENBLAS_NUM_THREADS=$t)"
-    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConv(EnergyGrad/mnist|TrainIteration)' \
+    OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConv(EnergyGrad|TrainIteration)/mnist' \
       -benchtime "$GO_TRAIN_TIME" ./train/ > "$OUT/go_conv_t$t.txt" 2>&1 || echo "(go conv benchmarks failed: see $OUT/go_conv_t$t.txt)" >&2
     OPENBLAS_NUM_THREADS=$t $GO test -tags openblas -run '^$' -bench 'BenchmarkConvEnergyGrad/cifar' -benchtime 3x ./train/ \
       >> "$OUT/go_conv_t$t.txt" 2>&1 || echo "(go conv benchmarks failed: see $OUT/go_conv_t$t.txt)" >&2

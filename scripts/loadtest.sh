@@ -14,9 +14,9 @@
 #     Content-Length of 1 GB), reconnecting whenever the server cuts them off;
 #   - a GET /v2/health/live probe on a new connection every 100 ms.
 # It prints requests/s, p50/p90/p99 latency, the error count, the server's
-# RSS and file descriptors, the budget's 503s, the slow connections' fate
-# and the probes' latency, and fails (exit 1) on any 5xx other than the
-# budget's 503 with Retry-After, a probe slower than 100 ms, a peak RSS more
+# RSS and file descriptors, the budget's 429s, the slow connections' fate
+# and the probes' latency, and fails (exit 1) on any 5xx or any error other
+# than the budget's 429 with Retry-After, a probe slower than 100 ms, a peak RSS more
 # than RSS_BUDGETS (4) body budgets above the idle RSS, or file descriptors
 # not released after the clients are gone. Then it stops the server with
 # SIGTERM (graceful shutdown), checks that it exits 0, and fails on any

@@ -329,7 +329,7 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Int64Var(&o.Server.MaxOutputValues, "max-output-values", d.MaxOutputValues, "most n·d numbers per sampling response")
 	fs.IntVar(&o.Server.MaxInferBatch, "max-infer-batch", d.MaxInferBatch, "most rows per infer request")
 	fs.Int64Var(&o.Server.MaxBodyBytes, "max-body", d.MaxBodyBytes, "most bytes per request body")
-	fs.Int64Var(&o.Server.MaxInflightBytes, "max-inflight-bytes", d.MaxInflightBytes, "memory budget: most request body bytes admitted at once (503 with Retry-After beyond)")
+	fs.Int64Var(&o.Server.MaxInflightBytes, "max-inflight-bytes", d.MaxInflightBytes, "memory budget: most request body bytes admitted at once (429 with Retry-After beyond)")
 	fs.DurationVar(&o.Server.ReadTimeout, "read-timeout", d.ReadTimeout, "most time to read a request's headers and body")
 	fs.DurationVar(&o.Server.Timeout, "timeout", d.Timeout, "per-request timeout")
 	fs.IntVar(&o.Server.MaxConcurrent, "max-concurrent", d.MaxConcurrent, "model evaluations running at once (others queue)")

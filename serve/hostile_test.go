@@ -280,7 +280,7 @@ func waitMetric(t *testing.T, base, name, want string) {
 // TestInflightBudget: a body is admitted only while its charge (3× its
 // size) fits in the in-flight budget. With one 300 KB upload in flight (its
 // body still arriving) in a 1.2 MB budget, a 150 KB body (by Content-Length)
-// and a chunked one are answered 503 with Retry-After, while 50 KB ones are
+// and a chunked one are answered 429 with Retry-After, while 50 KB ones are
 // served; once the upload ends, the 150 KB body is served too.
 func TestInflightBudget(t *testing.T) {
 	addr, _, logs := serveOn(t, func(c *ServerConfig) {
@@ -320,8 +320,8 @@ func TestInflightBudget(t *testing.T) {
 		chunked bool
 		code    int
 	}{
-		{"150 KB by length", 150_000, false, 503},
-		{"150 KB chunked", 150_000, true, 503},
+		{"150 KB by length", 150_000, false, 429},
+		{"150 KB chunked", 150_000, true, 429},
 		{"50 KB by length", 50_000, false, 200},
 		{"50 KB chunked", 50_000, true, 200},
 	} {
@@ -329,12 +329,12 @@ func TestInflightBudget(t *testing.T) {
 		if code != tc.code {
 			t.Errorf("%s: %d %.200s, want %d", tc.name, code, body, tc.code)
 		}
-		if code == 503 && (h.Get("Retry-After") != "1" || !strings.Contains(body, `"error":"server busy: `)) {
-			t.Errorf("%s: 503 with Retry-After %q, body %s", tc.name, h.Get("Retry-After"), body)
+		if code == 429 && (h.Get("Retry-After") != "1" || !strings.Contains(body, `"error":"server busy: `)) {
+			t.Errorf("%s: 429 with Retry-After %q, body %s", tc.name, h.Get("Retry-After"), body)
 		}
 	}
 	// back-pressure, not a failure: logged at Warn
-	if l := logs.String(); strings.Contains(l, "level=ERROR") || !strings.Contains(l, `level=WARN msg="request rejected" method=POST path=/v2/models/gauss/infer code=503 err="server busy: `) {
+	if l := logs.String(); strings.Contains(l, "level=ERROR") || !strings.Contains(l, `level=WARN msg="request rejected" method=POST path=/v2/models/gauss/infer code=429 err="server busy: `) {
 		t.Errorf("budget refusals not logged at Warn alone:\n%s", l)
 	}
 	// the upload ends (its client goes away): its charge is released

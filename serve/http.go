@@ -47,7 +47,7 @@ type ServerConfig struct {
 	// included, add up to at most MaxInflightBytes. A body with a
 	// Content-Length is charged before it is read; one without (chunked) is
 	// charged as it arrives. The charge is released when the response has
-	// been written. A request that does not fit is answered 503 with
+	// been written. A request that does not fit is answered 429 with
 	// Retry-After: 1, and nothing (more) of its body is read. The Go heap
 	// holds up to twice its live data between collections (GOGC=100), so
 	// bodies add at most about 2 × MaxInflightBytes to the server's idle
@@ -307,7 +307,7 @@ func methodLabel(m string) string {
 // admit refuses a body larger than MaxBodyBytes by its Content-Length (413)
 // and charges the body to the in-flight budget (BodyMemoryFactor per byte):
 // by its Content-Length now, or as it is read when it has none. When the
-// budget is full it answers 503 with Retry-After. release returns the
+// budget is full it answers 429 with Retry-After. release returns the
 // charge.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	switch n := r.ContentLength; {
@@ -318,7 +318,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), 
 	case n > 0:
 		charge := BodyMemoryFactor * n
 		if !s.budget.tryAcquire(charge) {
-			s.busy(w, r, fmt.Sprintf("server busy: a %d-byte body does not fit in the memory budget for request bodies in flight (%d bytes); retry later", n, s.cfg.MaxInflightBytes))
+			s.overBudget(w, r, fmt.Sprintf("server busy: a %d-byte body does not fit in the memory budget for request bodies in flight (%d bytes); retry later", n, s.cfg.MaxInflightBytes))
 			return nil, false
 		}
 		return func() { s.budget.release(charge) }, true
@@ -335,6 +335,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (release func(), 
 func (s *Server) busy(w http.ResponseWriter, r *http.Request, msg string) {
 	w.Header().Set("Retry-After", "1")
 	s.answer(w, r, http.StatusServiceUnavailable, slog.LevelWarn, msg)
+}
+
+// overBudget answers 429 Too Many Requests with Retry-After, logged at
+// Warn: the bodies in flight fill the memory budget, and the client is
+// asked to send this one later (back-pressure, not a server failure).
+func (s *Server) overBudget(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("Retry-After", "1")
+	s.answer(w, r, http.StatusTooManyRequests, slog.LevelWarn, msg)
 }
 
 // byteBudget is a semaphore of bytes: ServerConfig.MaxInflightBytes.
@@ -470,8 +478,8 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 	switch {
 	case err == nil:
 		return true
-	case code == http.StatusServiceUnavailable:
-		s.busy(w, r, err.Error())
+	case code == http.StatusTooManyRequests:
+		s.overBudget(w, r, err.Error())
 	case code == http.StatusRequestTimeout:
 		w.Header().Set("Connection", "close")
 		s.fail(w, r, code, err.Error())
@@ -485,7 +493,7 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 // fields and trailing data, and returns the status code and a message
 // naming the field on error: 400 for bad JSON, 413 for a body over an
 // http.MaxBytesReader's limit, 408 for a body not sent within the read
-// timeout, 503 for one stopped by the in-flight budget.
+// timeout, 429 for one stopped by the in-flight budget.
 func decodeJSON(body io.Reader, v any) (int, error) {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -514,7 +522,7 @@ func decodeJSON(body io.Reader, v any) (int, error) {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than the limit of %d bytes", mbe.Limit)
 	case errors.Is(err, errBudget):
-		return http.StatusServiceUnavailable, errors.New("server busy: " + errBudget.Error() + "; retry later")
+		return http.StatusTooManyRequests, errors.New("server busy: " + errBudget.Error() + "; retry later")
 	case errors.As(err, &ne) && ne.Timeout():
 		return http.StatusRequestTimeout, errors.New("body: not received within the read timeout")
 	case errors.Is(err, io.EOF):

@@ -23,8 +23,8 @@ type HostileReport struct {
 	InferClients int `json:"infer_clients"`
 	InferBytes   int `json:"infer_body_bytes"`
 	InferOK      int `json:"infer_ok"`
-	// InferBudget503 counts the budget's refusals: 503 with Retry-After.
-	InferBudget503 int    `json:"infer_budget_503"`
+	// InferBudget429 counts the budget's refusals: 429 with Retry-After.
+	InferBudget429 int    `json:"infer_budget_429"`
 	InferErrors    int    `json:"infer_errors"`
 	InferFirstErr  string `json:"infer_first_error,omitempty"`
 	SlowConns      int    `json:"slow_conns"`
@@ -179,7 +179,7 @@ func runHostile(ctx context.Context, base string, o hostileOptions, rssStartKB i
 					first = cmp(first, err.Error())
 				case resp.StatusCode == 200:
 					ok++
-				case resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "":
+				case resp.StatusCode == 429 && resp.Header.Get("Retry-After") != "":
 					refused++
 					s, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 					select {
@@ -193,7 +193,7 @@ func runHostile(ctx context.Context, base string, o hostileOptions, rssStartKB i
 			}
 			mu.Lock()
 			rep.InferOK += ok
-			rep.InferBudget503 += refused
+			rep.InferBudget429 += refused
 			rep.InferErrors += errs
 			rep.InferFirstErr = cmp(rep.InferFirstErr, first)
 			mu.Unlock()
@@ -342,7 +342,7 @@ func cmp(a, b string) string {
 }
 
 func printHostile(w io.Writer, r HostileReport) {
-	fmt.Fprintf(w, "  infer         %d clients × %d-byte bodies: %d ok, %d budget 503s (Retry-After), %d errors\n", r.InferClients, r.InferBytes, r.InferOK, r.InferBudget503, r.InferErrors)
+	fmt.Fprintf(w, "  infer         %d clients × %d-byte bodies: %d ok, %d budget 429s (Retry-After), %d errors\n", r.InferClients, r.InferBytes, r.InferOK, r.InferBudget429, r.InferErrors)
 	fmt.Fprintf(w, "  slow bodies   %d connections: cut off %d times (%s), held at most %.0f ms\n", r.SlowConns, r.SlowCutOff, r.SlowAnswers, r.SlowHeldMaxMs)
 	fmt.Fprintf(w, "  liveness      %d probes, %d failed, max %.1f ms, %d over the limit\n", r.Probes, r.ProbeFailures, r.ProbeMaxMs, r.ProbeSlow)
 	fmt.Fprintf(w, "  server fds    start %d, peak %d, end %d\n", r.FDStart, r.FDPeak, r.FDEnd)

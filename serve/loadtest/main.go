@@ -5,13 +5,13 @@
 //
 // With -infer-clients, -slow and -probe it is also a hostile-load test:
 // clients upload large /v2 infer bodies (-infer-bytes each, against the
-// server's in-flight body budget; after a 503 they retry a tenth of its
+// server's in-flight body budget; after a 429 they retry a tenth of its
 // Retry-After later, harder than a polite client), -slow connections send headers and then
 // never their body (a Content-Length whose bytes never come, a chunk of
 // size 2⁶⁴−1, a Content-Length of 1 GB) and reconnect whenever the server
 // cuts them off, and a probe asks GET /v2/health/live on a new connection
-// every 100 ms. It then checks: no 5xx except the budget's 503s with
-// Retry-After (counted apart), every probe answered within -max-probe-ms,
+// every 100 ms. It then checks: no 5xx and no error other than the budget's
+// 429s with Retry-After (counted apart), every probe answered within -max-probe-ms,
 // the server's peak RSS within -rss-budgets × the body budget above its idle
 // RSS, and its file descriptors back to their start count once the clients
 // are gone. It exits 1 when a check fails.
