@@ -153,21 +153,13 @@ func (p *Params) convEval(x, gx []float64, gt [][]float64) float64 {
 	slope := LeakySlopeOf(s.Activation, s.LeakySlope)
 	h := acts[nc]
 	for j := 0; j < nl; j++ {
-		w, b := p.Tensors[2*nc+2*j].Data, p.Tensors[2*nc+2*j+1].Data
-		in, out := lin[j], lin[j+1]
 		hs[j] = h
-		z := append([]float64(nil), b...)
-		for a := 0; a < in; a++ {
-			row := w[a*out : (a+1)*out]
-			for o := 0; o < out; o++ {
-				z[o] += h[a] * row[o]
-			}
-		}
+		z := affine(h, p.Tensors[2*nc+2*j].Data, p.Tensors[2*nc+2*j+1].Data)
 		if j == nl-1 {
 			u += z[0]
 			break
 		}
-		dz := make([]float64, out)
+		dz := make([]float64, len(z))
 		for o := range z {
 			z[o], dz[o] = ActivateSlope(s.Activation, slope, z[o])
 		}
@@ -194,15 +186,7 @@ func (p *Params) convEval(x, gx []float64, gt [][]float64) float64 {
 			}
 			copy(gb, delta)
 		}
-		prev := make([]float64, in)
-		for a := 0; a < in; a++ {
-			row := w[a*out : (a+1)*out]
-			acc := 0.0
-			for o := 0; o < out; o++ {
-				acc += row[o] * delta[o]
-			}
-			prev[a] = acc
-		}
+		prev := affineBack(w, delta, in)
 		der := cder[nc-1]
 		if j > 0 {
 			der = lder[j-1]

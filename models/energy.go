@@ -101,26 +101,12 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 	h := x
 	nl := len(l) - 1
 	for i := 0; i < nl; i++ {
-		w, b := p.Tensors[2*i].Data, p.Tensors[2*i+1].Data
-		in, out := l[i], l[i+1]
-		z := make([]float64, out)
-		for j := 0; j < out; j++ {
-			z[j] = b[j]
-		}
-		for a := 0; a < in; a++ {
-			if h[a] == 0 {
-				continue
-			}
-			row := w[a*out : (a+1)*out]
-			for j := 0; j < out; j++ {
-				z[j] += h[a] * row[j]
-			}
-		}
+		z := affine(h, p.Tensors[2*i].Data, p.Tensors[2*i+1].Data)
 		if i == nl-1 {
 			u += z[0]
 			break
 		}
-		dz := make([]float64, out)
+		dz := make([]float64, len(z))
 		for j := range z {
 			z[j], dz[j] = Activate(s.Activation, z[j])
 		}
@@ -133,17 +119,7 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 	// backward: δ at the output is 1
 	delta := []float64{1}
 	for i := nl - 1; i >= 0; i-- {
-		w := p.Tensors[2*i].Data
-		in, out := l[i], l[i+1]
-		prev := make([]float64, in)
-		for a := 0; a < in; a++ {
-			row := w[a*out : (a+1)*out]
-			acc := 0.0
-			for j := 0; j < out; j++ {
-				acc += row[j] * delta[j]
-			}
-			prev[a] = acc
-		}
+		prev := affineBack(p.Tensors[2*i].Data, delta, l[i])
 		if i > 0 {
 			for a := range prev {
 				prev[a] *= derivs[i-1][a]
@@ -155,4 +131,36 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 		grad[k] = delta[k] + (x[k]-mu[k])*inv
 	}
 	return u
+}
+
+// affine is z = h·W + b for a row vector h (len in) and W [in, out]
+// row-major, out = len(b): one linear layer of the float64 references.
+func affine(h, w, b []float64) []float64 {
+	out := len(b)
+	z := append([]float64(nil), b...)
+	for a, v := range h {
+		if v == 0 {
+			continue
+		}
+		row := w[a*out : (a+1)*out]
+		for j := range z {
+			z[j] += v * row[j]
+		}
+	}
+	return z
+}
+
+// affineBack is δ·Wᵀ (len in) for δ = ∂U/∂z of the layer z = h·W + b.
+func affineBack(w, delta []float64, in int) []float64 {
+	out := len(delta)
+	prev := make([]float64, in)
+	for a := range prev {
+		row := w[a*out : (a+1)*out]
+		acc := 0.0
+		for j, d := range delta {
+			acc += row[j] * d
+		}
+		prev[a] = acc
+	}
+	return prev
 }
