@@ -222,6 +222,17 @@ func (c *Config) Validate() error {
 	if c.Iterations < 0 || c.Iterations > MaxIterations {
 		return bad("iterations", "must be in [0, %d], got %d", MaxIterations, c.Iterations)
 	}
+	for _, check := range []func() error{c.validateModel, c.validateData, c.validateWalkers, c.validateOptimizer, c.validateLog} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateModel checks the model keys (and fills the conv preset and the default base_std).
+func (c *Config) validateModel() error {
+	bad := config.Errorf
 	if err := c.Model.applyPreset(); err != nil {
 		return err
 	}
@@ -249,6 +260,12 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("model.mean_overrides[%d]", i), "must be [mode, coordinate, value] with an integer mode in [0, model.modes) and coordinate in [0, model.dim), got %v", o)
 		}
 	}
+	return nil
+}
+
+// validateData checks the data keys and the teacher.
+func (c *Config) validateData() error {
+	bad := config.Errorf
 	if c.Data.Kind != "gmm" && c.Data.Kind != "images" {
 		return bad("data.kind", "must be gmm or images, got %q", c.Data.Kind)
 	}
@@ -261,6 +278,12 @@ func (c *Config) Validate() error {
 	if _, err := c.teacher(); err != nil {
 		return err
 	}
+	return nil
+}
+
+// validateWalkers checks the walker, resampling and CD keys.
+func (c *Config) validateWalkers() error {
+	bad := config.Errorf
 	if c.Walkers.N <= 0 {
 		return bad("walkers.n", "must be > 0, got %d", c.Walkers.N)
 	}
@@ -294,6 +317,12 @@ func (c *Config) Validate() error {
 	if !(c.CD.LRMultiplier > 0) {
 		return bad("cd.lr_multiplier", "must be > 0, got %v", c.CD.LRMultiplier)
 	}
+	return nil
+}
+
+// validateOptimizer checks the optimizer keys.
+func (c *Config) validateOptimizer() error {
+	bad := config.Errorf
 	o := c.Optimizer
 	if o.Kind != "sgd" && o.Kind != "adam" {
 		return bad("optimizer.kind", "must be sgd or adam, got %q", o.Kind)
@@ -343,6 +372,12 @@ func (c *Config) Validate() error {
 	if o.ClipNorm < 0 {
 		return bad("optimizer.clip_norm", "must be >= 0, got %v", o.ClipNorm)
 	}
+	return nil
+}
+
+// validateLog checks the log keys.
+func (c *Config) validateLog() error {
+	bad := config.Errorf
 	if c.Log.Every <= 0 {
 		return bad("log.every", "must be >= 1, got %d", c.Log.Every)
 	}
