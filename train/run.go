@@ -122,35 +122,8 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if opts.Resume {
-		c, err := models.ReadContainer(ckptPath)
-		if err != nil {
-			return nil, fmt.Errorf("train: cannot resume %s: %w", dir, err)
-		}
-		if c.Kind != "checkpoint" {
-			return nil, fmt.Errorf("train: %s is a %q file, not a checkpoint", ckptPath, c.Kind)
-		}
-		if err := t.restore(c); err != nil {
-			return nil, fmt.Errorf("train: cannot resume from %s: %w", ckptPath, err)
-		}
-		if err := t.checkRestored(); err != nil {
-			// refused before anything in the run dir is rewritten
-			return nil, fmt.Errorf("train: cannot resume from %s: %w", ckptPath, config.InFile(err, filepath.Join(dir, ConfigFile)))
-		}
-		if err := truncateMetrics(filepath.Join(dir, MetricsFile), t.iter); err != nil {
-			return nil, err
-		}
-		log.Info("resuming", "run", dir, "iteration", t.iter, "of", cfg.Iterations)
-	} else {
-		if _, err := os.Stat(ckptPath); err == nil {
-			return nil, fmt.Errorf("train: %s already holds a run (%s); resume it with --resume %s or choose another --out", dir, ckptPath, dir)
-		}
-		if err := t.initFresh(); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
+	if err := t.openRunDir(opts.Resume, dir, ckptPath, log); err != nil {
+		return nil, err
 	}
 	if removed := removeStaleTemps(dir); len(removed) > 0 {
 		log.Info("removed temp files left by a killed run", "files", removed)
@@ -342,4 +315,42 @@ func truncateMetrics(path string, iter int) error {
 		keep = append(keep, line)
 	}
 	return atomicfile.WriteFile(path, []byte(strings.Join(keep, "\n")+"\n"), 0o644)
+}
+
+// openRunDir prepares the run dir: on resume it loads and checks the
+// checkpoint (refusing before anything in the dir is rewritten) and cuts
+// metrics.csv back to the checkpoint's iteration; on a fresh run it refuses
+// a dir that already holds a run, draws θ0 and the walkers, and creates it.
+func (t *trainer[T]) openRunDir(resume bool, dir, ckptPath string, log *slog.Logger) error {
+	if resume {
+		c, err := models.ReadContainer(ckptPath)
+		if err != nil {
+			return fmt.Errorf("train: cannot resume %s: %w", dir, err)
+		}
+		if c.Kind != "checkpoint" {
+			return fmt.Errorf("train: %s is a %q file, not a checkpoint", ckptPath, c.Kind)
+		}
+		if err := t.restore(c); err != nil {
+			return fmt.Errorf("train: cannot resume from %s: %w", ckptPath, err)
+		}
+		if err := t.checkRestored(); err != nil {
+			// refused before anything in the run dir is rewritten
+			return fmt.Errorf("train: cannot resume from %s: %w", ckptPath, config.InFile(err, filepath.Join(dir, ConfigFile)))
+		}
+		if err := truncateMetrics(filepath.Join(dir, MetricsFile), t.iter); err != nil {
+			return err
+		}
+		log.Info("resuming", "run", dir, "iteration", t.iter, "of", t.cfg.Iterations)
+	} else {
+		if _, err := os.Stat(ckptPath); err == nil {
+			return fmt.Errorf("train: %s already holds a run (%s); resume it with --resume %s or choose another --out", dir, ckptPath, dir)
+		}
+		if err := t.initFresh(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
+	return nil
 }
