@@ -177,6 +177,9 @@ type Server struct {
 	inflight sync.WaitGroup
 	// allow lists the methods of each route path, for 405 answers.
 	allow map[string][]string
+	// routes lists every "METHOD path" served, in registration order (the
+	// OpenAPI description is checked against it).
+	routes []string
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -200,6 +203,7 @@ func NewServer(reg *Registry, cfg ServerConfig) *Server {
 	s.route("POST", "/v2/models/{name}/infer", s.handleInfer)
 	s.route("POST", "/v2/models/{name}/versions/{version}/infer", s.handleInfer)
 	s.route("GET", "/metrics", s.handleMetrics)
+	s.route("GET", "/openapi.json", s.handleOpenAPI)
 	// every other method on a route path: 405 in JSON with an Allow header
 	// (ServeMux's own 405 is plain text); any other path: 404 in JSON
 	for path, methods := range s.allow {
@@ -219,6 +223,7 @@ func NewServer(reg *Registry, cfg ServerConfig) *Server {
 // answer (a GET route also answers HEAD).
 func (s *Server) route(method, path string, h http.HandlerFunc) {
 	s.mux.HandleFunc(method+" "+path, h)
+	s.routes = append(s.routes, method+" "+path)
 	s.allow[path] = append(s.allow[path], method)
 	if method == http.MethodGet {
 		s.allow[path] = append(s.allow[path], http.MethodHead)
