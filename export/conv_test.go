@@ -179,38 +179,13 @@ func TestConvGradIsGradientOfEnergy(t *testing.T) {
 			}
 			d := p.Spec.Dim
 			x := testPoints(p, 3, 5)
-			var batch []float32
-			var ks []int
+			var probes [][2]int
 			for r := 0; r < 3; r++ {
 				for j := 0; j < 8; j++ {
-					k := (r*11 + 5*j) % d
-					ks = append(ks, k)
-					for _, s := range []float64{0, 1e-2, -1e-2} {
-						for kk, v := range x[r*d : (r+1)*d] {
-							if kk == k {
-								v += s
-							}
-							batch = append(batch, float32(v))
-						}
-					}
+					probes = append(probes, [2]int{r, (r*11 + 5*j) % d})
 				}
 			}
-			n := len(batch) / d
-			u, g, err := evaluate(model, batch, n, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for r, k := range ks {
-				base, plus, minus := 3*r, 3*r+1, 3*r+2
-				fd := (float64(u[plus]) - float64(u[minus])) / (float64(batch[plus*d+k]) - float64(batch[minus*d+k]))
-				scale := 1.0
-				for kk := 0; kk < d; kk++ {
-					scale = math.Max(scale, math.Abs(float64(g[base*d+kk])))
-				}
-				if e := math.Abs(fd-float64(g[base*d+k])) / scale; e > 2e-3 {
-					t.Errorf("probe %d coord %d: finite difference %.6g, grad %.6g (rel %.2g)", r, k, fd, g[base*d+k], e)
-				}
-			}
+			checkGradIsGradient(t, model, x, d, probes, 1e-2, 2e-3)
 		})
 	}
 }

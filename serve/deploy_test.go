@@ -29,12 +29,16 @@ type container struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
-	ReadinessProbe struct {
-		HTTPGet struct {
-			Path string `yaml:"path"`
-			Port any    `yaml:"port"`
-		} `yaml:"httpGet"`
-	} `yaml:"readinessProbe"`
+	ReadinessProbe httpProbe `yaml:"readinessProbe"`
+	LivenessProbe  httpProbe `yaml:"livenessProbe"`
+}
+
+// httpProbe is a container's HTTP probe.
+type httpProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"`
+	} `yaml:"httpGet"`
 }
 
 func readYAML(t *testing.T, path string, v any) {
@@ -60,14 +64,7 @@ func TestDeployManifests(t *testing.T) {
 		Spec struct {
 			Template struct {
 				Spec struct {
-					Containers []struct {
-						container     `yaml:",inline"`
-						LivenessProbe struct {
-							HTTPGet struct {
-								Path string `yaml:"path"`
-							} `yaml:"httpGet"`
-						} `yaml:"livenessProbe"`
-					} `yaml:"containers"`
+					Containers []container `yaml:"containers"`
 				} `yaml:"spec"`
 			} `yaml:"template"`
 		} `yaml:"spec"`
@@ -78,15 +75,8 @@ func TestDeployManifests(t *testing.T) {
 			SupportedModelFormats []struct {
 				Name string `yaml:"name"`
 			} `yaml:"supportedModelFormats"`
-			ProtocolVersions []string `yaml:"protocolVersions"`
-			Containers       []struct {
-				container     `yaml:",inline"`
-				LivenessProbe struct {
-					HTTPGet struct {
-						Path string `yaml:"path"`
-					} `yaml:"httpGet"`
-				} `yaml:"livenessProbe"`
-			} `yaml:"containers"`
+			ProtocolVersions []string    `yaml:"protocolVersions"`
+			Containers       []container `yaml:"containers"`
 		} `yaml:"spec"`
 	}
 	readYAML(t, "deploy/kserve/servingruntime.yaml", &runtime)
@@ -164,9 +154,9 @@ func TestDeployManifests(t *testing.T) {
 		live  string
 		local map[string]string
 	}{
-		{"k8s Deployment", deployment.Spec.Template.Spec.Containers[0].container, deployment.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path,
+		{"k8s Deployment", deployment.Spec.Template.Spec.Containers[0], deployment.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path,
 			map[string]string{"/models": filepath.Join(dir, "models")}},
-		{"KServe ServingRuntime", runtime.Spec.Containers[0].container, runtime.Spec.Containers[0].LivenessProbe.HTTPGet.Path,
+		{"KServe ServingRuntime", runtime.Spec.Containers[0], runtime.Spec.Containers[0].LivenessProbe.HTTPGet.Path,
 			map[string]string{"/mnt/models/model.onnx": modelPath}},
 		{"Dockerfile ENTRYPOINT", container{Command: entry[:1], Args: entry[1:]}, "/v2/health/live",
 			map[string]string{"/models": filepath.Join(dir, "models")}},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jarzyn/jarzyn/internal/cli/clitest"
+
 	"github.com/jarzyn/jarzyn/export"
 	"github.com/jarzyn/jarzyn/models"
 )
@@ -108,21 +110,9 @@ func TestExitCodes(t *testing.T) {
 				defer func(r export.Reference) { reference = r }(reference)
 				reference = tc.ref
 			}
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
-			}
-			for _, w := range tc.stderr {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
-				}
-			}
-			if tc.code == 2 && strings.Contains(stderr.String(), "Flags:") {
-				t.Errorf("a usage error printed the whole usage: %q", stderr.String())
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout %q", stdout.String())
+			stdout, _ := clitest.Run(t, run, nil, tc.args, tc.code, tc.stderr...)
+			if stdout != "" {
+				t.Errorf("stdout %q", stdout)
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Errorf("%s written", out)

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jarzyn/jarzyn/internal/cli/clitest"
 )
 
 // TestExitCodes pins the exit status convention (internal/cli): 0 for
@@ -43,19 +43,7 @@ func TestExitCodes(t *testing.T) {
 		{"plot", []string{"--out", out, "--target", "0.25", "jarzynski=" + runA, runB}, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
-			}
-			for _, w := range tc.stderr {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
-				}
-			}
-			if tc.code == 2 && strings.Contains(stderr.String(), "Flags:") {
-				t.Errorf("a usage error printed the whole usage: %q", stderr.String())
-			}
+			clitest.Run(t, run, nil, tc.args, tc.code, tc.stderr...)
 			if tc.code != 0 || tc.name != "plot" {
 				if _, err := os.Stat(out); err == nil {
 					t.Errorf("%s written", out)

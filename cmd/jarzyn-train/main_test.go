@@ -1,12 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jarzyn/jarzyn/internal/cli/clitest"
 )
 
 // TestExitCodes pins the exit status convention (internal/cli): 0 for
@@ -51,25 +52,9 @@ func TestExitCodes(t *testing.T) {
 		{"interrupted", cancelled, []string{"--config", cfgFile, "--out", filepath.Join(dir, "stopped")}, 130, []string{"resume with: jarzyn-train --resume"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := tc.ctx
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			var stdout, stderr bytes.Buffer
-			code := run(ctx, tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
-			}
-			for _, w := range tc.stderr {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
-				}
-			}
-			if tc.code == 2 && strings.Contains(stderr.String(), "Flags:") {
-				t.Errorf("a usage error printed the whole usage: %q", stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) || (tc.stdout == "" && stdout.Len() > 0) {
-				t.Errorf("stdout %q, want %q", stdout.String(), tc.stdout)
+			stdout, _ := clitest.Run(t, run, tc.ctx, tc.args, tc.code, tc.stderr...)
+			if !strings.Contains(stdout, tc.stdout) || (tc.stdout == "" && stdout != "") {
+				t.Errorf("stdout %q, want %q", stdout, tc.stdout)
 			}
 		})
 	}
