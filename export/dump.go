@@ -140,18 +140,9 @@ func dumpTensor(v []byte) (string, error) {
 		case fTensorDataType:
 			typ = x
 		case fTensorDims:
-			if b == nil {
-				dims = append(dims, strconv.FormatInt(int64(x), 10))
-				return nil
-			}
-			for len(b) > 0 {
-				d, n := protowire.ConsumeVarint(b)
-				if n < 0 {
-					return fmt.Errorf("export: malformed tensor dims: %v", protowire.ParseError(n))
-				}
-				dims = append(dims, strconv.FormatInt(int64(d), 10))
-				b = b[n:]
-			}
+			var err error
+			dims, err = appendInts(dims, x, b, "tensor dims")
+			return err
 		}
 		return nil
 	})
@@ -206,18 +197,9 @@ func dumpAttribute(v []byte) (string, error) {
 		case fAttrG:
 			val = "<graph>"
 		case fAttrInts:
-			if b == nil {
-				ints = append(ints, strconv.FormatInt(int64(x), 10))
-				return nil
-			}
-			for len(b) > 0 {
-				d, n := protowire.ConsumeVarint(b)
-				if n < 0 {
-					return fmt.Errorf("export: malformed attribute: %v", protowire.ParseError(n))
-				}
-				ints = append(ints, strconv.FormatInt(int64(d), 10))
-				b = b[n:]
-			}
+			var err error
+			ints, err = appendInts(ints, x, b, "attribute")
+			return err
 		}
 		return nil
 	})
@@ -228,4 +210,22 @@ func dumpAttribute(v []byte) (string, error) {
 		val = "?"
 	}
 	return name + "=" + val, err
+}
+
+// appendInts appends the values of one repeated int64 field as decimal
+// strings: x for an unpacked element (b nil), else every varint of the
+// packed bytes b.
+func appendInts(dst []string, x uint64, b []byte, what string) ([]string, error) {
+	if b == nil {
+		return append(dst, strconv.FormatInt(int64(x), 10)), nil
+	}
+	for len(b) > 0 {
+		d, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return dst, fmt.Errorf("export: malformed %s: %v", what, protowire.ParseError(n))
+		}
+		dst = append(dst, strconv.FormatInt(int64(d), 10))
+		b = b[n:]
+	}
+	return dst, nil
 }

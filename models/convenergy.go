@@ -117,13 +117,7 @@ func (p *Params) convEnergy(x, grad []float64) float64 {
 // per tensor, overwritten), each when non-nil.
 func (p *Params) convEval(x, gx []float64, gt [][]float64) float64 {
 	s := p.Spec
-	mu := s.Mu0()
-	inv := 1 / (s.BaseStd * s.BaseStd)
-	u := 0.0
-	for k := 0; k < s.Dim; k++ {
-		t := x[k] - mu[k]
-		u += 0.5 * t * t * inv
-	}
+	mu, inv, u := s.baseEnergy(x)
 	nc := len(s.Conv)
 	shapes := s.ConvShapes()
 	sh := make([]convShape, len(shapes))

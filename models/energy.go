@@ -89,13 +89,7 @@ func sigmoid(v float64) float64 {
 func (p *Params) mlpEnergy(x, grad []float64) float64 {
 	s := p.Spec
 	l := s.Layers()
-	mu := s.Mu0()
-	inv := 1 / (s.BaseStd * s.BaseStd)
-	u := 0.0
-	for k := 0; k < s.Dim; k++ {
-		t := x[k] - mu[k]
-		u += 0.5 * t * t * inv
-	}
+	mu, inv, u := s.baseEnergy(x)
 	// forward, keeping activation derivatives for the backward pass
 	var derivs [][]float64
 	h := x
@@ -163,4 +157,16 @@ func affineBack(w, delta []float64, in int) []float64 {
 		prev[a] = acc
 	}
 	return prev
+}
+
+// baseEnergy is the quadratic base |x − μ0|²/(2σ0²) of the mlp and conv
+// families at x, with μ0 and 1/σ0², which the gradient (x − μ0)/σ0² needs.
+func (s Spec) baseEnergy(x []float64) (mu []float64, inv, u float64) {
+	mu = s.Mu0()
+	inv = 1 / (s.BaseStd * s.BaseStd)
+	for k := 0; k < s.Dim; k++ {
+		t := x[k] - mu[k]
+		u += 0.5 * t * t * inv
+	}
+	return mu, inv, u
 }
