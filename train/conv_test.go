@@ -127,12 +127,16 @@ var convOpGeoms = []refGeom{
 	{C: 3, H: 8, W: 7, Out: 3, K: 4, S: 3, P: 1},
 	{C: 1, H: 28, W: 28, Out: 16, K: 5, S: 2, P: 4},
 	{C: 16, H: 16, W: 16, Out: 8, K: 3, S: 2, P: 1},
+	{C: 2, H: 5, W: 3, Out: 2, K: 1, S: 1, P: 0},
+	{C: 3, H: 6, W: 9, Out: 2, K: 3, S: 3, P: 2},
+	{C: 1, H: 7, W: 4, Out: 2, K: 4, S: 2, P: 3},
 }
 
 // Each op (forward with bias, input gradient, filter and bias gradients, and
 // the walker-weighted parameter gradient) against the direct loops, for
 // batches of one and several samples, with the default chunks and with one
-// sample per chunk (several chunks per worker and per slot).
+// sample per chunk (several chunks per worker and per slot), and with the
+// patches laid out sample-major and sample-minor (convMinorSamples).
 func TestConvOpsMatchDirect(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testConvOps[float64](t, 1e-12) })
 	t.Run("float32", func(t *testing.T) { testConvOps[float32](t, 2e-5) })
@@ -140,86 +144,91 @@ func TestConvOpsMatchDirect(t *testing.T) {
 
 func testConvOps[T Float](t *testing.T, tol float64) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, chunk := range []int{convChunkFloats, 1} {
-		for _, r := range convOpGeoms {
-			for _, n := range []int{1, 5, 19} {
-				t.Run(fmt.Sprintf("%+v/n%d/chunk%d", r, n, chunk), func(t *testing.T) {
-					defer func(v int) { convChunkFloats = v }(convChunkFloats)
-					convChunkFloats = chunk
-					g := newConvGeom([3]int{r.C, r.H, r.W}, r.layer())
-					ho, wo := r.out()
-					if g.Ho != ho || g.Wo != wo {
-						t.Fatalf("geometry %dx%d, want %dx%d", g.Ho, g.Wo, ho, wo)
-					}
-					in, out, ckk := r.C*r.H*r.W, r.Out*ho*wo, r.C*r.K*r.K
-					x, w, b := randSlice(rng, n*in, 1), randSlice(rng, r.Out*ckk, 0.5), randSlice(rng, r.Out, 1)
-					gy, coef := randSlice(rng, n*out, 1), randSlice(rng, n, 1)
-					wantY := make([]float64, 0, n*out)
-					wantDX := make([]float64, 0, n*in)
-					wantDW, wantDB := make([]float64, len(w)), make([]float64, r.Out)
-					wantCW, wantCB := make([]float64, len(w)), make([]float64, r.Out)
-					for s := 0; s < n; s++ {
-						wantY = append(wantY, refConv(r, x[s*in:(s+1)*in], w, b)...)
-						dx, dw, db := refConvAdjoint(r, x[s*in:(s+1)*in], w, gy[s*out:(s+1)*out])
-						wantDX = append(wantDX, dx...)
-						for i := range dw {
-							wantDW[i] += dw[i]
-							wantCW[i] += coef[s] * dw[i]
+	for _, layout := range []struct {
+		name  string
+		minor int
+	}{{"major", math.MaxInt}, {"minor", 1}} {
+		for _, chunk := range []int{convChunkFloats, 1} {
+			for _, r := range convOpGeoms {
+				for _, n := range []int{1, 5, 19} {
+					t.Run(fmt.Sprintf("%s/%+v/n%d/chunk%d", layout.name, r, n, chunk), func(t *testing.T) {
+						defer func(v, m int) { convChunkFloats, convMinorSamples = v, m }(convChunkFloats, convMinorSamples)
+						convChunkFloats, convMinorSamples = chunk, layout.minor
+						g := newConvGeom([3]int{r.C, r.H, r.W}, r.layer())
+						ho, wo := r.out()
+						if g.Ho != ho || g.Wo != wo {
+							t.Fatalf("geometry %dx%d, want %dx%d", g.Ho, g.Wo, ho, wo)
 						}
-						for i := range db {
-							wantDB[i] += db[i]
-							wantCB[i] += coef[s] * db[i]
+						in, out, ckk := r.C*r.H*r.W, r.Out*ho*wo, r.C*r.K*r.K
+						x, w, b := randSlice(rng, n*in, 1), randSlice(rng, r.Out*ckk, 0.5), randSlice(rng, r.Out, 1)
+						gy, coef := randSlice(rng, n*out, 1), randSlice(rng, n, 1)
+						wantY := make([]float64, 0, n*out)
+						wantDX := make([]float64, 0, n*in)
+						wantDW, wantDB := make([]float64, len(w)), make([]float64, r.Out)
+						wantCW, wantCB := make([]float64, len(w)), make([]float64, r.Out)
+						for s := 0; s < n; s++ {
+							wantY = append(wantY, refConv(r, x[s*in:(s+1)*in], w, b)...)
+							dx, dw, db := refConvAdjoint(r, x[s*in:(s+1)*in], w, gy[s*out:(s+1)*out])
+							wantDX = append(wantDX, dx...)
+							for i := range dw {
+								wantDW[i] += dw[i]
+								wantCW[i] += coef[s] * dw[i]
+							}
+							for i := range db {
+								wantDB[i] += db[i]
+								wantCB[i] += coef[s] * db[i]
+							}
 						}
-					}
-					xt, wt, bt, gyt := denseOf[T](x, n, in), denseOf[T](w, r.Out, ckk), denseOf[T](b, r.Out), denseOf[T](gy, n, out)
-					check := func(name string, v G.Value, err error, want []float64, shape tensor.Shape) {
-						t.Helper()
-						if err != nil {
-							t.Fatalf("%s: %v", name, err)
+						xt, wt, bt, gyt := denseOf[T](x, n, in), denseOf[T](w, r.Out, ckk), denseOf[T](b, r.Out), denseOf[T](gy, n, out)
+						check := func(name string, v G.Value, err error, want []float64, shape tensor.Shape) {
+							t.Helper()
+							if err != nil {
+								t.Fatalf("%s: %v", name, err)
+							}
+							if !v.Shape().Eq(shape) {
+								t.Fatalf("%s: shape %v, want %v", name, v.Shape(), shape)
+							}
+							if e := maxRelErr(v.Data().([]T), want); e > tol {
+								t.Fatalf("%s: relative error %.3g", name, e)
+							}
 						}
-						if !v.Shape().Eq(shape) {
-							t.Fatalf("%s: shape %v, want %v", name, v.Shape(), shape)
+						k := newConvKernel[T](g)
+						fw := convOp[T]{k}
+						y, err := fw.Do(xt, wt, bt)
+						check("forward", y, err, wantY, tensor.Shape{n, out})
+						// a second run into the first's output (UsePreallocDo)
+						y2, err := fw.UsePreallocDo(y, xt, wt, bt)
+						check("forward again", y2, err, wantY, tensor.Shape{n, out})
+						if y2 != y {
+							t.Fatal("UsePreallocDo did not reuse its output")
 						}
-						if e := maxRelErr(v.Data().([]T), want); e > tol {
-							t.Fatalf("%s: relative error %.3g", name, e)
+						sh, err := fw.InferShape(xt.Shape(), wt.Shape(), bt.Shape())
+						if err != nil || !sh.Eq(tensor.Shape{n, out}) {
+							t.Fatalf("InferShape %v %v", sh, err)
 						}
-					}
-					k := newConvKernel[T](g)
-					fw := convOp[T]{k}
-					y, err := fw.Do(xt, wt, bt)
-					check("forward", y, err, wantY, tensor.Shape{n, out})
-					// a second run into the first's output (UsePreallocDo)
-					y2, err := fw.UsePreallocDo(y, xt, wt, bt)
-					check("forward again", y2, err, wantY, tensor.Shape{n, out})
-					if y2 != y {
-						t.Fatal("UsePreallocDo did not reuse its output")
-					}
-					sh, err := fw.InferShape(xt.Shape(), wt.Shape(), bt.Shape())
-					if err != nil || !sh.Eq(tensor.Shape{n, out}) {
-						t.Fatalf("InferShape %v %v", sh, err)
-					}
-					dx, err := convInputGradOp[T]{newConvKernel[T](g)}.Do(wt, gyt)
-					check("input gradient", dx, err, wantDX, tensor.Shape{n, in})
-					dw, err := convParamGradOp[T]{k: newConvKernel[T](g)}.Do(xt, gyt)
-					check("filter gradient", dw, err, wantDW, tensor.Shape{r.Out, ckk})
-					db, err := convParamGradOp[T]{k: newConvKernel[T](g), bias: true}.Do(xt, gyt)
-					check("bias gradient", db, err, wantDB, tensor.Shape{r.Out})
-					// weighted, added to what is there (weightedParamGrad's use)
-					cw, cb := make([]T, len(w)), make([]T, r.Out)
-					for i := range cw {
-						cw[i] = 1
-					}
-					k.paramGrad(xt.Data().([]T), gyt.Data().([]T), toT[T](coef), n, cw, cb, true)
-					for i := range cw {
-						cw[i]--
-					}
-					if e := maxRelErr(cw, wantCW); e > tol {
-						t.Fatalf("weighted filter gradient: relative error %.3g", e)
-					}
-					if e := maxRelErr(cb, wantCB); e > tol {
-						t.Fatalf("weighted bias gradient: relative error %.3g", e)
-					}
-				})
+						dx, err := convInputGradOp[T]{newConvKernel[T](g)}.Do(wt, gyt)
+						check("input gradient", dx, err, wantDX, tensor.Shape{n, in})
+						dw, err := convParamGradOp[T]{k: newConvKernel[T](g)}.Do(xt, gyt)
+						check("filter gradient", dw, err, wantDW, tensor.Shape{r.Out, ckk})
+						db, err := convParamGradOp[T]{k: newConvKernel[T](g), bias: true}.Do(xt, gyt)
+						check("bias gradient", db, err, wantDB, tensor.Shape{r.Out})
+						// weighted, added to what is there (weightedParamGrad's use)
+						cw, cb := make([]T, len(w)), make([]T, r.Out)
+						for i := range cw {
+							cw[i] = 1
+						}
+						k.paramGrad(xt.Data().([]T), gyt.Data().([]T), toT[T](coef), n, cw, cb, true)
+						for i := range cw {
+							cw[i]--
+						}
+						if e := maxRelErr(cw, wantCW); e > tol {
+							t.Fatalf("weighted filter gradient: relative error %.3g", e)
+						}
+						if e := maxRelErr(cb, wantCB); e > tol {
+							t.Fatalf("weighted bias gradient: relative error %.3g", e)
+						}
+					})
+				}
 			}
 		}
 	}
