@@ -25,12 +25,25 @@
 # (18080), BODY (JSON of each sampling request, default
 # {"n":16,"steps":10}), INFER_CLIENTS, INFER_BYTES, SLOW, RSS_BUDGETS,
 # SERVE_FLAGS (extra jarzyn-serve http flags, e.g. --max-inflight-bytes).
+#
+# ROLL=1 is the model-roll test instead: the server runs with --models DIR
+# (--poll-interval POLL, default 1s) on DIR/gmm2d/1/model.onnx, no hostile
+# clients by default, and every ROLL_EVERY (5s) the load generator copies
+# the newest version folder v to v+1 in place, waits until it is served,
+# removes v and waits until it is unloaded, while CLIENTS sampling clients
+# and ROLL_INFER (4) infer clients run; ROLL_HUP=1 also sends SIGHUP after
+# each change. Any failed request or incomplete roll fails the run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLIENTS=${CLIENTS:-16}
 DURATION=${DURATION:-60s}
 PORT=${PORT:-18080}
 BODY=${BODY:-'{"n":16,"steps":10}'}
+ROLL=${ROLL:-0}
+if [ "$ROLL" = 1 ]; then
+  INFER_CLIENTS=${INFER_CLIENTS:-0}
+  SLOW=${SLOW:-0}
+fi
 INFER_CLIENTS=${INFER_CLIENTS:-32}
 INFER_BYTES=${INFER_BYTES:-7000000}
 SLOW=${SLOW:-300}
@@ -51,12 +64,22 @@ if [ -z "$MODEL" ]; then
   MODEL=$TMP/gmm2d.onnx
   "$TMP/loadtest" -write-model "$MODEL"
 fi
+SOURCE=(--model "$MODEL")
+ROLL_FLAGS=()
+if [ "$ROLL" = 1 ]; then
+  mkdir -p "$TMP/models/gmm2d/1"
+  cp "$MODEL" "$TMP/models/gmm2d/1/model.onnx"
+  if [ -f "$MODEL.sha256" ]; then cp "$MODEL.sha256" "$TMP/models/gmm2d/1/model.onnx.sha256"; fi
+  SOURCE=(--models "$TMP/models" --poll-interval "${POLL:-1s}")
+  ROLL_FLAGS=(-roll-dir "$TMP/models" -roll-model gmm2d -roll-every "${ROLL_EVERY:-5s}" -roll-infer "${ROLL_INFER:-4}")
+  if [ "${ROLL_HUP:-0}" = 1 ]; then ROLL_FLAGS+=(-roll-hup); fi
+fi
 # shellcheck disable=SC2086
-"$TMP/jarzyn-serve" http --model "$MODEL" --addr "127.0.0.1:$PORT" --log-level warn ${SERVE_FLAGS:-} 2>"$TMP/server.log" &
+"$TMP/jarzyn-serve" http "${SOURCE[@]}" --addr "127.0.0.1:$PORT" --log-level warn ${SERVE_FLAGS:-} 2>"$TMP/server.log" &
 PID=$!
 set +e
 "$TMP/loadtest" -url "http://127.0.0.1:$PORT" -c "$CLIENTS" -d "$DURATION" -body "$BODY" -pid "$PID" \
-  -infer-clients "$INFER_CLIENTS" -infer-bytes "$INFER_BYTES" -slow "$SLOW" -rss-budgets "$RSS_BUDGETS"
+  -infer-clients "$INFER_CLIENTS" -infer-bytes "$INFER_BYTES" -slow "$SLOW" -rss-budgets "$RSS_BUDGETS" "${ROLL_FLAGS[@]}"
 RC=$?
 set -e
 kill -TERM "$PID"

@@ -54,31 +54,42 @@ func (a *annealing) betaAt(k int) float64 {
 	return float64(k) / float64(a.w.cfg.Steps)
 }
 
-// run draws the start (β = 0: U_0 = |x−μ0|²/(2σ0²), A = 0) and runs every
-// step: move at β_k, evaluate, weigh at β_{k+1}; the resampling decision
-// needs all weights, so it waits for the whole step.
+// run draws the start and runs every step (begin, the model, end).
 func (a *annealing) run(ctx context.Context, ro *ort.RunOptions) error {
-	w, pop := a.w, a.pop
-	w.start(nil)
+	a.init()
+	return a.w.drive(ctx, ro, a)
+}
+
+// init draws the start (β = 0: U_0 = |x−μ0|²/(2σ0²), A = 0).
+func (a *annealing) init() {
+	a.w.start(nil)
 	a.beta = 0
-	a.setEnergy(0, w.n, nil, nil)
-	for k := 0; k < w.total; k++ {
-		a.beta, a.key = a.betaAt(k+1), w.key(k+1)
-		if err := w.step(ctx, ro, a); err != nil {
-			return w.stopped(k, err)
+	a.setEnergy(0, a.w.n, nil, nil)
+}
+
+// begin sets step k's β and noise: it moves at β_k and weighs at β_{k+1}.
+func (a *annealing) begin(k int) {
+	a.beta, a.key = a.betaAt(k+1), a.w.key(k+1)
+}
+
+// end checks the log-weights after step k and resamples when the ESS is
+// low: the decision needs all weights, so it waits for the whole step.
+func (a *annealing) end(k int) error {
+	w, pop := a.w, a.pop
+	for i, v := range pop.A {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("serve: walker %d %w: its log-weight is %v at step %d (energy %v); try a smaller h than %g", i, ErrDiverged, v, k+1, w.b.Energy[i], w.cfg.StepSize)
 		}
-		for i, v := range pop.A {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("serve: walker %d %w: its log-weight is %v at step %d (energy %v); try a smaller h than %g", i, ErrDiverged, v, k+1, w.b.Energy[i], w.cfg.StepSize)
-			}
-		}
-		if w.cfg.ResampleThreshold > 0 && pop.ESS() < w.cfg.ResampleThreshold {
-			pop.Resample(w.cfg.ResampleScheme, a.resampleRNG)
-		}
-		w.progress(k + 1)
 	}
+	if w.cfg.ResampleThreshold > 0 && pop.ESS() < w.cfg.ResampleThreshold {
+		pop.Resample(w.cfg.ResampleScheme, a.resampleRNG)
+	}
+	w.progress(k + 1)
 	return nil
 }
+
+// needsEnergy is true: the weights need U_β.
+func (a *annealing) needsEnergy() bool { return true }
 
 // beforeEval saves the walkers of chunks [first, end) and moves them by ULA
 // at the current β (whose gradient the population holds).

@@ -11,7 +11,9 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jarzyn/jarzyn/internal/cli"
@@ -144,6 +146,8 @@ type SampleSummary struct {
 	Fused                bool     `json:"fused"`                // the model ran on jarzyn's fused operators
 	WalkerStepsPerSecond float64  `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64  `json:"elapsed_seconds"`
+	// Classes is the --classifier report (also in FILE.classes.json).
+	Classes *ClassReport `json:"classes,omitempty"`
 }
 
 func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -163,6 +167,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	runBatch := fs.Int("run-batch", 0, fmt.Sprintf("walkers per ONNX Runtime Run, rounded up to a multiple of 64 (default min(%d, n/cores) on the CPU, the whole batch on CUDA); results do not depend on it", DefaultRunBatch))
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	verbose := fs.Bool("v", false, "log model loading")
+	classifier := fs.String("classifier", "", "exported image classifier (jarzyn-export --classifier): label the samples and report the (with --weighted, weighted) class fractions on stderr, in the summary and in OUT.classes.json")
 	load := loadFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -222,6 +227,16 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := limits.Check(cfg, m.Info.Dim); err != nil {
 		return usageError(fs, err)
 	}
+	var clf *Classifier
+	if *classifier != "" {
+		if clf, err = LoadClassifier(*classifier, opt); err != nil {
+			return failure(fs, err)
+		}
+		defer clf.Close()
+		if err := clf.CheckShape(*model, m.Info.DataShape); err != nil {
+			return failure(fs, err)
+		}
+	}
 	label := "sampling"
 	if cfg.Weighted {
 		label = "annealing"
@@ -245,11 +260,24 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return failure(fs, err)
 	}
+	var classes *ClassReport
+	if clf != nil {
+		if classes, err = clf.Classify(res); err != nil {
+			return failure(fs, err)
+		}
+	}
 	files, err := WriteResult(*out, f, res)
 	if err != nil {
 		return failure(fs, err)
 	}
-	sum := SampleSummary{Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
+	if classes != nil {
+		if err := WriteClassReport(ClassesPath(*out), classes); err != nil {
+			return failure(fs, err)
+		}
+		files = append(files, ClassesPath(*out))
+		fmt.Fprintf(stderr, "%s: %s\n", prog, classes.Line())
+	}
+	sum := SampleSummary{Classes: classes, Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
 		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim, Fused: res.Fused,
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds()}
 	if res.Weighted {
@@ -272,12 +300,24 @@ type HTTPOptions struct {
 	Listener net.Listener
 	// ShutdownTimeout bounds the graceful drain. The default value is 30 s.
 	ShutdownTimeout time.Duration
-	Load            LoadOptions
-	Server          ServerConfig
+	// PollInterval is how often ModelsDir is scanned for added, removed and
+	// changed versions (see OpenRepository); SIGHUP and the repository's
+	// load endpoint scan it at once. The default value, 0, polls never; the
+	// command line's default is DefaultPollInterval.
+	PollInterval time.Duration
+	// VersionPolicy picks the versions of each model of ModelsDir that are
+	// served. The default value serves every version.
+	VersionPolicy VersionPolicy
+	Load          LoadOptions
+	Server        ServerConfig
 }
 
+// DefaultPollInterval is the --poll-interval of `jarzyn-serve http`.
+const DefaultPollInterval = 10 * time.Second
+
 // RunHTTP loads the models, serves until ctx ends, shuts down gracefully
-// and frees the models.
+// and frees the models. With ModelsDir it follows the folder while it
+// serves: every PollInterval, and at once on SIGHUP.
 func RunHTTP(ctx context.Context, o HTTPOptions) error {
 	if (o.Model == "") == (o.ModelsDir == "") {
 		return errors.New("serve: give exactly one of --model FILE and --models DIR")
@@ -285,20 +325,40 @@ func RunHTTP(ctx context.Context, o HTTPOptions) error {
 	if err := o.Server.Check(); err != nil {
 		return err
 	}
+	if o.PollInterval < 0 {
+		return fieldErr("poll_interval", "must be ≥ 0 (0: never), got %v", o.PollInterval)
+	}
 	if o.Load.Logger == nil {
 		o.Load.Logger = o.Server.Logger
 	}
 	var reg *Registry
+	var hup chan os.Signal
 	var err error
 	if o.Model != "" {
 		reg, err = LoadFile(o.Model, o.Name, o.Load)
 	} else {
-		reg, err = LoadDir(o.ModelsDir, o.Load)
+		// a SIGHUP while the models load rescans once they have
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reg, err = OpenRepository(o.ModelsDir, RepositoryOptions{Load: o.Load, Policy: o.VersionPolicy})
 	}
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
+	if hup != nil {
+		wctx, stop := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			reg.Watch(wctx, o.PollInterval, hup)
+		}()
+		defer func() {
+			stop()
+			<-watched
+		}()
+	}
 	ln := o.Listener
 	if ln == nil {
 		addr := o.Addr
@@ -320,7 +380,9 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	d := DefaultServerConfig()
 	var o HTTPOptions
 	fs.StringVar(&o.Model, "model", "", "serve one model.onnx")
-	fs.StringVar(&o.ModelsDir, "models", "", "serve every DIR/<name>/<version>/model.onnx")
+	fs.StringVar(&o.ModelsDir, "models", "", "serve every DIR/<name>/<version>/model.onnx, following the folder: added, removed and changed versions are loaded and unloaded while serving")
+	fs.DurationVar(&o.PollInterval, "poll-interval", DefaultPollInterval, "with --models: rescan DIR this often; a new or changed model.onnx loads once it matches its seal or is unchanged at two scans in a row (0: only on SIGHUP and POST /v2/repository/models/NAME/load)")
+	policy := fs.String("version-policy", "all", "with --models: the versions served per model: all, latest:N (the N newest that load) or specific:V1,V2,...")
 	fs.StringVar(&o.Name, "name", "", "name of the --model (default: its file name, or its folder's when that is model.onnx)")
 	fs.StringVar(&o.Addr, "addr", ":8080", "listen address")
 	fs.IntVar(&o.Server.MaxN, "max-n", d.MaxN, "most walkers per sampling request")
@@ -332,7 +394,10 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Int64Var(&o.Server.MaxInflightBytes, "max-inflight-bytes", d.MaxInflightBytes, "memory budget: most request body bytes admitted at once (429 with Retry-After beyond)")
 	fs.DurationVar(&o.Server.ReadTimeout, "read-timeout", d.ReadTimeout, "most time to read a request's headers and body")
 	fs.DurationVar(&o.Server.Timeout, "timeout", d.Timeout, "per-request timeout")
-	fs.IntVar(&o.Server.MaxConcurrent, "max-concurrent", d.MaxConcurrent, "model evaluations running at once (others queue)")
+	fs.IntVar(&o.Server.MaxConcurrent, "max-concurrent", d.MaxConcurrent, "model evaluations running at once (others queue); with --batching on, infer calls and requests run solo")
+	fs.StringVar(&o.Server.Batching, "batching", BatchingOn, "on: sampling requests on a model share one walker batch, stepped together (continuous batching); off: each request runs its own batch")
+	fs.IntVar(&o.Server.PoolWalkers, "pool-walkers", 0, "capacity of each model's shared walker pool (default --max-n); larger requests run solo")
+	fs.IntVar(&o.Server.MaxQueue, "max-queue", 1024, "most sampling requests waiting for room in a model's walker pool (429 with Retry-After beyond)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "graceful shutdown drain time")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -362,6 +427,23 @@ func mainHTTP(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if err := o.Server.Check(); err != nil {
 		return usageError(fs, err)
+	}
+	if o.VersionPolicy, err = ParseVersionPolicy(*policy); err != nil {
+		return usageError(fs, err)
+	}
+	if o.PollInterval < 0 {
+		return usageError(fs, fieldErr("poll_interval", "must be ≥ 0 (0: only on SIGHUP), got %v", o.PollInterval))
+	}
+	if o.Model != "" {
+		var repoFlag string
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "poll-interval" || fl.Name == "version-policy" {
+				repoFlag = fl.Name
+			}
+		})
+		if repoFlag != "" {
+			return cli.UsageError(stderr, fs.Name(), "--%s applies to --models DIR, not to one --model FILE", repoFlag)
+		}
 	}
 	if err := RunHTTP(ctx, o); err != nil {
 		o.Server.Logger.Error("server failed", "err", trimServe(err))

@@ -69,6 +69,7 @@ func loadConvDir(t *testing.T, p *models.Params) (*Registry, *Model) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.Release) // runs before reg.Close: the registry's reference closes it
 	return reg, m
 }
 

@@ -66,6 +66,8 @@
 //	GET  /v2/models/{name}[/versions/{v}][/ready]
 //	POST /v2/models/{name}[/versions/{v}]/infer   x FP32 [batch, shape…] → energy [batch], grad [batch, shape…]
 //	GET  /metrics                          Prometheus text: requests, latency histogram, walker-steps/s
+//	POST /v2/repository/index              {"ready"} → [{"name","version","state","reason"}] (--models only)
+//	POST /v2/repository/models/{name}/load, …/unload
 //
 // The v2 routes follow the Open Inference Protocol (KServe v2) REST API with
 // JSON tensors. Every request body is bounded in size and validated field by
@@ -78,7 +80,11 @@
 // value in ServerConfig means max(2, GOMAXPROCS/2)), and Serve drains
 // in-flight requests on shutdown (SIGTERM).
 // With --models DIR the layout is DIR/<name>/<version>/model.onnx; the
-// highest version answers routes without one.
+// highest version answers routes without one. The server follows the folder
+// while it serves (repository.go: rescans every --poll-interval and on
+// SIGHUP, --version-policy, the repository endpoints); a model leaves
+// service at once and is closed when the last request using it ends
+// (Registry.Get, Model.Release).
 //
 // # Devices
 //

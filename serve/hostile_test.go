@@ -418,43 +418,55 @@ func TestSlowBodies(t *testing.T) {
 }
 
 // TestClientGoneWhileQueued: a client that gives up while its request waits
-// for the one evaluation slot is recorded as 499 and logged at Info, not as
-// a 503 "server busy" at Error.
+// (for the one evaluation slot with batching off, for room in the walker
+// pool with batching on) is recorded as 499 and logged at Info, not as a 503
+// "server busy" at Error.
 func TestClientGoneWhileQueued(t *testing.T) {
-	addr, _, logs := serveOn(t, func(c *ServerConfig) {
-		c.MaxConcurrent = 1
-		c.MaxWalkerSteps = 1 << 40
-	})
-	base := "http://" + addr
-	send := func(ctx context.Context, body string) {
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sample", strings.NewReader(body))
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
-	// the first request holds the slot until it is cancelled
-	holdCtx, release := context.WithCancel(context.Background())
-	held := make(chan struct{})
-	go func() { send(holdCtx, `{"model":"gauss","n":1000,"steps":100000}`); close(held) }()
-	waitMetric(t, base, "jarzyn_http_requests_in_flight", "2") // the request and this /metrics
-	// the second waits for the slot; its client gives up
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	send(ctx, `{"model":"gauss","n":10,"steps":1}`)
-	waitMetric(t, base, `jarzyn_http_requests_total{route="/v1/sample",method="POST",code="499"}`, "1")
-	release()
-	<-held
-	waitMetric(t, base, `jarzyn_http_requests_total{route="/v1/sample",method="POST",code="499"}`, "2")
-	_, m := call(t, "GET", base+"/metrics", "", nil)
-	if strings.Contains(m, `code="503"`) {
-		t.Errorf("a client that went away was counted as 503:\n%s", m)
-	}
-	l := logs.String()
-	if strings.Contains(l, "level=ERROR") {
-		t.Errorf("a client that went away was logged at ERROR:\n%s", l)
-	}
-	if !strings.Contains(l, `level=INFO msg="client went away" method=POST path=/v1/sample while="waiting for a sampler"`) {
-		t.Errorf("no Info line for the queued client:\n%s", l)
+	for _, tc := range []struct {
+		batching, while string
+		mod             func(*ServerConfig)
+	}{
+		{BatchingOff, "waiting for a sampler", func(c *ServerConfig) { c.MaxConcurrent = 1 }},
+		{BatchingOn, "waiting for room in the walker pool", func(c *ServerConfig) { c.PoolWalkers = 1000 }},
+	} {
+		t.Run("batching="+tc.batching, func(t *testing.T) {
+			addr, _, logs := serveOn(t, func(c *ServerConfig) {
+				c.Batching = tc.batching
+				c.MaxWalkerSteps = 1 << 40
+				tc.mod(c)
+			})
+			base := "http://" + addr
+			send := func(ctx context.Context, body string) {
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/sample", strings.NewReader(body))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+			// the first request holds the slot (the whole pool) until it is cancelled
+			holdCtx, release := context.WithCancel(context.Background())
+			held := make(chan struct{})
+			go func() { send(holdCtx, `{"model":"gauss","n":1000,"steps":100000}`); close(held) }()
+			waitMetric(t, base, "jarzyn_http_requests_in_flight", "2") // the request and this /metrics
+			// the second waits; its client gives up
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			send(ctx, `{"model":"gauss","n":10,"steps":1}`)
+			waitMetric(t, base, `jarzyn_http_requests_total{route="/v1/sample",method="POST",code="499"}`, "1")
+			release()
+			<-held
+			waitMetric(t, base, `jarzyn_http_requests_total{route="/v1/sample",method="POST",code="499"}`, "2")
+			_, m := call(t, "GET", base+"/metrics", "", nil)
+			if strings.Contains(m, `code="503"`) {
+				t.Errorf("a client that went away was counted as 503:\n%s", m)
+			}
+			l := logs.String()
+			if strings.Contains(l, "level=ERROR") {
+				t.Errorf("a client that went away was logged at ERROR:\n%s", l)
+			}
+			if want := `level=INFO msg="client went away" method=POST path=/v1/sample while="` + tc.while + `"`; !strings.Contains(l, want) {
+				t.Errorf("no Info line %q for the queued client:\n%s", want, l)
+			}
+		})
 	}
 }
 

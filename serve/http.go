@@ -66,9 +66,27 @@ type ServerConfig struct {
 	// calls) running at once; others wait, up to Timeout. DefaultServerConfig
 	// sets 2; a value ≤ 0 means max(2, GOMAXPROCS/2).
 	MaxConcurrent int
+	// Batching is "on" (the default, also for "") or "off". On, /v1/sample
+	// requests on the same model share one walker batch, stepped together
+	// (continuous batching, Batcher); off, each request takes one of
+	// MaxConcurrent slots and runs its own batch.
+	Batching string
+	// PoolWalkers is the capacity of each model's shared walker pool; a
+	// larger request runs on its own batch. The default value is MaxN.
+	PoolWalkers int
+	// MaxQueue is the most requests waiting for room in a model's pool;
+	// beyond it a request gets 429 with Retry-After. The default value is
+	// 1024.
+	MaxQueue int
 	// Logger receives request and lifecycle logs. The default value is slog.Default().
 	Logger *slog.Logger
 }
+
+// Batching modes of ServerConfig.Batching.
+const (
+	BatchingOn  = "on"
+	BatchingOff = "off"
+)
 
 // BodyMemoryFactor is what a request body of B bytes is charged to the
 // in-flight budget (ServerConfig.MaxInflightBytes), in units of B: decoding
@@ -87,6 +105,8 @@ const (
 	maxTimeout = 24 * time.Hour
 	// maxConcurrentCap bounds ServerConfig.MaxConcurrent.
 	maxConcurrentCap = 1024
+	// maxQueueCap bounds ServerConfig.MaxQueue.
+	maxQueueCap = 1 << 16
 )
 
 // DefaultServerConfig returns the documented defaults.
@@ -116,6 +136,8 @@ func (c ServerConfig) Check() error {
 		{"read_timeout", int64(c.ReadTimeout), int64(maxTimeout)},
 		{"timeout", int64(c.Timeout), int64(maxTimeout)},
 		{"max_concurrent", int64(c.MaxConcurrent), maxConcurrentCap},
+		{"pool_walkers", int64(c.PoolWalkers), int64(h.MaxN)},
+		{"max_queue", int64(c.MaxQueue), maxQueueCap},
 	} {
 		if f.v < 0 || f.v > f.max {
 			if strings.HasSuffix(f.name, "timeout") {
@@ -123,6 +145,11 @@ func (c ServerConfig) Check() error {
 			}
 			return fieldErr(f.name, "must be in [0, %d] (0: the default), got %d", f.max, f.v)
 		}
+	}
+	switch c.Batching {
+	case "", BatchingOn, BatchingOff:
+	default:
+		return fieldErr("batching", "must be on or off, got %q", clip(c.Batching))
 	}
 	return nil
 }
@@ -143,6 +170,11 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.MaxConcurrent = max(d.MaxConcurrent, runtime.GOMAXPROCS(0)/2)
 	}
 	c.MaxConcurrent = min(c.MaxConcurrent, maxConcurrentCap)
+	if c.Batching == "" {
+		c.Batching = BatchingOn
+	}
+	c.PoolWalkers = pick(c.PoolWalkers, c.MaxN, h.MaxN)
+	c.MaxQueue = pick(c.MaxQueue, 1024, maxQueueCap)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -191,7 +223,7 @@ func NewServer(reg *Registry, cfg ServerConfig) *Server {
 	s := &Server{reg: reg, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), slots: make(chan struct{}, cfg.MaxConcurrent),
 		budget: &byteBudget{capacity: cfg.MaxInflightBytes}, allow: map[string][]string{}}
 	s.ready.Store(true)
-	s.metrics = newMetrics(reg.Models(), s.ready.Load, s.budget)
+	s.metrics = newMetrics(reg.Models, s.ready.Load, s.budget)
 	s.route("POST", "/v1/sample", s.handleSample)
 	s.route("GET", "/v2", s.handleServerMetadata)
 	s.route("GET", "/v2/health/live", s.handleLive)
@@ -204,6 +236,9 @@ func NewServer(reg *Registry, cfg ServerConfig) *Server {
 	s.route("POST", "/v2/models/{name}/versions/{version}/infer", s.handleInfer)
 	s.route("GET", "/metrics", s.handleMetrics)
 	s.route("GET", "/openapi.json", s.handleOpenAPI)
+	s.route("POST", "/v2/repository/index", s.handleRepositoryIndex)
+	s.route("POST", "/v2/repository/models/{name}/load", s.handleRepositoryLoad)
+	s.route("POST", "/v2/repository/models/{name}/unload", s.handleRepositoryUnload)
 	// every other method on a route path: 405 in JSON with an Allow header
 	// (ServeMux's own 405 is plain text); any other path: 404 in JSON
 	for path, methods := range s.allow {
@@ -690,6 +725,9 @@ type SampleResponse struct {
 	// LatentDim is r when the walk ran in the model's latent space
 	// (model.latent.onnx), absent when it ran in the full dimension.
 	LatentDim int `json:"latent_dim,omitempty"`
+	// Batched is true when the request's walkers were stepped in the model's
+	// shared walker batch (continuous batching), false when it ran alone.
+	Batched bool `json:"batched"`
 	// WalkerStepsPerSecond is this request's sampler throughput.
 	WalkerStepsPerSecond float64 `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64 `json:"elapsed_seconds"`
@@ -740,6 +778,9 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return cfg, err
 	}
+	if err := checkBase(m.Info, cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -757,27 +798,39 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "model: "+err.Error())
 		return
 	}
+	defer m.Release()
 	cfg, err := s.sampleConfig(&req, m)
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, trimServe(err))
 		return
 	}
-	ctx, cancel, ok := s.slot(w, r, "sampler")
-	if !ok {
-		return
-	}
-	defer cancel()
-	res, err := Sample(ctx, m, cfg)
-	s.release()
-	if err != nil {
-		s.sampleFailed(w, r, ctx, err)
-		return
+	var res *Result
+	if bt := s.batcherFor(m, cfg); bt != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		defer cancel()
+		res, err = bt.Sample(ctx, cfg)
+		if err != nil {
+			s.batchedFailed(w, r, ctx, err)
+			return
+		}
+	} else {
+		ctx, cancel, ok := s.slot(w, r, "sampler")
+		if !ok {
+			return
+		}
+		defer cancel()
+		res, err = Sample(ctx, m, cfg)
+		s.release()
+		if err != nil {
+			s.sampleFailed(w, r, ctx, err)
+			return
+		}
 	}
 	s.metrics.sampled(res)
 	out := SampleResponse{
 		Model: m.Name, Version: m.Version, N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps, H: res.StepSize,
 		Seed: res.Seed, Weighted: res.Weighted, Shape: append([]int{res.N}, res.DataShape...),
-		Samples: make([][]float32, res.N), Resamplings: res.Resamplings, LatentDim: res.LatentDim,
+		Samples: make([][]float32, res.N), Resamplings: res.Resamplings, LatentDim: res.LatentDim, Batched: res.Batched,
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds(),
 	}
 	for i := range out.Samples {
@@ -788,6 +841,36 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 		out.ESS, out.ESSFraction, out.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ
 	}
 	s.writeJSON(w, http.StatusOK, out)
+}
+
+// batcherFor returns the model's batcher when the request runs in the
+// shared walker pool: batching on, a walk in the model's full dimension (a
+// latent walk runs solo), and n within the pool. Otherwise nil: the request
+// takes an evaluation slot and runs on its own batch.
+func (s *Server) batcherFor(m *Model, cfg SampleConfig) *Batcher {
+	if s.cfg.Batching == BatchingOff || (m.latent != nil && !cfg.FullDim) || cfg.N > s.cfg.PoolWalkers {
+		return nil
+	}
+	return m.Batcher(BatcherConfig{MaxWalkers: s.cfg.PoolWalkers, MaxQueue: s.cfg.MaxQueue})
+}
+
+// batchedFailed maps a batched request's error to a status: a full queue
+// 429 and a wait for room that outlasted the timeout 503 (both with
+// Retry-After: back-pressure), a client gone while it waited 499; the
+// sampler's own errors as sampleFailed.
+func (s *Server) batchedFailed(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		s.overBudget(w, r, "server busy: "+trimServe(err)+"; retry later")
+	case errors.Is(err, errBatcherClosed):
+		s.busy(w, r, "server busy: the model is being unloaded; retry later")
+	case errors.Is(err, ErrNotAdmitted) && r.Context().Err() != nil:
+		s.clientGone(w, r, "waiting for room in the walker pool", err)
+	case errors.Is(err, ErrNotAdmitted):
+		s.busy(w, r, fmt.Sprintf("server busy: no room in the walker pool within the %v request timeout", s.cfg.Timeout))
+	default:
+		s.sampleFailed(w, r, ctx, err)
+	}
 }
 
 // sampleFailed maps a sampler error to a status: timeouts 503, client

@@ -31,15 +31,16 @@ type metrics struct {
 	samplerSeconds float64
 	lastRate       float64
 	inflight       int64
-	models         []*Model
+	models         func() []*Model // the models served now
 	ready          func() bool
 	budget         *byteBudget
 }
 
 // newMetrics returns the metrics of a server. Every label is from a fixed
 // set: route patterns (or "unmatched"), methodLabel's methods, the status
-// codes the server writes, and the registered models.
-func newMetrics(models []*Model, ready func() bool, budget *byteBudget) *metrics {
+// codes the server writes, and the models served (models, read at each
+// scrape: a repository's scans change them).
+func newMetrics(models func() []*Model, ready func() bool, budget *byteBudget) *metrics {
 	return &metrics{requests: map[requestKey]uint64{}, latency: map[string]*histogram{}, models: models, ready: ready, budget: budget}
 }
 
@@ -143,8 +144,10 @@ func (m *metrics) write(w io.Writer) {
 	if m.ready() {
 		ready = 1
 	}
-	for _, md := range m.models {
+	served := m.models()
+	for _, md := range served {
 		fmt.Fprintf(&b, "jarzyn_model_ready{model=\"%s\",version=\"%s\",device=\"%s\"} %d\n", escapeLabel(md.Name), escapeLabel(md.Version), md.Device, ready)
 	}
+	writeBatcherMetrics(&b, served)
 	io.WriteString(w, b.String())
 }

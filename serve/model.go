@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -118,6 +119,29 @@ type Model struct {
 	pool      map[poolKey][]*Batch
 	poolBytes int
 	closed    bool
+
+	batcherMu sync.Mutex
+	batcher   *Batcher // started by Batcher on first use, stopped by Close
+
+	// refs counts the holders of a model in a Registry: the registry's own
+	// hold and one per Registry.Get not yet released. The last release
+	// closes the model. Zero for a model outside a registry.
+	refs atomic.Int64
+}
+
+// Batcher returns the model's continuous batcher (batcher.go), started with
+// cfg on the first call (later calls return the same one), or nil after
+// Close.
+func (m *Model) Batcher(cfg BatcherConfig) *Batcher {
+	m.batcherMu.Lock()
+	defer m.batcherMu.Unlock()
+	m.poolMu.Lock()
+	closed := m.closed
+	m.poolMu.Unlock()
+	if m.batcher == nil && !closed {
+		m.batcher = NewBatcher(m, cfg)
+	}
+	return m.batcher
 }
 
 // maxPoolBytes bounds the tensor memory a model keeps for reuse.
@@ -428,32 +452,40 @@ func (m *Model) NewBatch(n, runBatch int) (*Batch, error) {
 	d := m.Info.Dim
 	b := &Batch{N: n, RunBatch: runBatch, X: make([]float32, n*d), Energy: make([]float32, n), Grad: make([]float32, n*d)}
 	for lo := 0; lo < n; lo += runBatch {
-		hi := min(n, lo+runBatch)
-		shape := []int64{int64(hi - lo)}
-		for _, s := range m.Info.DataShape {
-			shape = append(shape, int64(s))
-		}
-		x, err := ort.NewTensor(ort.NewShape(shape...), b.X[lo*d:hi*d])
+		p, err := m.partTensors(b, lo, min(n, lo+runBatch))
 		if err != nil {
 			b.Destroy()
-			return nil, fmt.Errorf("serve: allocating x [%d,%s]: %w", hi-lo, joinInts(m.Info.DataShape), err)
+			return nil, err
 		}
-		e, err := ort.NewTensor(ort.NewShape(int64(hi-lo)), b.Energy[lo:hi])
-		if err != nil {
-			x.Destroy()
-			b.Destroy()
-			return nil, fmt.Errorf("serve: allocating energy [%d]: %w", hi-lo, err)
-		}
-		g, err := ort.NewTensor(ort.NewShape(shape...), b.Grad[lo*d:hi*d])
-		if err != nil {
-			x.Destroy()
-			e.Destroy()
-			b.Destroy()
-			return nil, fmt.Errorf("serve: allocating grad: %w", err)
-		}
-		b.parts = append(b.parts, batchPart{lo: lo, hi: hi, inputs: []ort.Value{x}, outputs: []ort.Value{e, g}})
+		b.parts = append(b.parts, *p)
 	}
 	return b, nil
+}
+
+// partTensors returns ONNX Runtime tensors over walkers [lo, hi) of b's X,
+// Energy and Grad.
+func (m *Model) partTensors(b *Batch, lo, hi int) (*batchPart, error) {
+	d := m.Info.Dim
+	shape := []int64{int64(hi - lo)}
+	for _, s := range m.Info.DataShape {
+		shape = append(shape, int64(s))
+	}
+	x, err := ort.NewTensor(ort.NewShape(shape...), b.X[lo*d:hi*d])
+	if err != nil {
+		return nil, fmt.Errorf("serve: allocating x [%d,%s]: %w", hi-lo, joinInts(m.Info.DataShape), err)
+	}
+	e, err := ort.NewTensor(ort.NewShape(int64(hi-lo)), b.Energy[lo:hi])
+	if err != nil {
+		x.Destroy()
+		return nil, fmt.Errorf("serve: allocating energy [%d]: %w", hi-lo, err)
+	}
+	g, err := ort.NewTensor(ort.NewShape(shape...), b.Grad[lo*d:hi*d])
+	if err != nil {
+		x.Destroy()
+		e.Destroy()
+		return nil, fmt.Errorf("serve: allocating grad: %w", err)
+	}
+	return &batchPart{lo: lo, hi: hi, inputs: []ort.Value{x}, outputs: []ort.Value{e, g}}, nil
 }
 
 // Destroy frees the batch's tensors.
@@ -583,6 +615,14 @@ func (m *Model) putBatch(b *Batch) {
 func (m *Model) Close() error {
 	m.poolMu.Lock()
 	m.closed = true
+	m.poolMu.Unlock()
+	m.batcherMu.Lock()
+	if m.batcher != nil {
+		m.batcher.Close()
+		m.batcher = nil
+	}
+	m.batcherMu.Unlock()
+	m.poolMu.Lock()
 	for _, l := range m.pool {
 		for _, b := range l {
 			b.Destroy()
@@ -604,6 +644,38 @@ func (m *Model) Close() error {
 		m.gradSess = nil
 	}
 	return errors.Join(errs...)
+}
+
+// adopt gives a registry its hold on a model that is in none.
+func (m *Model) adopt() bool { return m.refs.CompareAndSwap(0, 1) }
+
+// retain adds a holder unless the model's last holder has released it.
+func (m *Model) retain() bool {
+	for {
+		n := m.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if m.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release returns a model that Registry.Get handed out. A model that has
+// left its registry (unloaded, replaced or removed from the models folder)
+// is closed by the last release.
+func (m *Model) Release() { _ = m.drop() }
+
+// drop removes a holder and closes the model when it was the last.
+func (m *Model) drop() error {
+	switch n := m.refs.Add(-1); {
+	case n == 0:
+		return m.Close()
+	case n < 0:
+		panic("serve: Model.Release without a matching Registry.Get")
+	}
+	return nil
 }
 
 // Describe writes a one-line human summary of the model.

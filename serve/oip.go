@@ -87,26 +87,38 @@ type InferResponse struct {
 }
 
 func (s *Server) handleServerMetadata(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, map[string]any{"name": ServerName, "version": ServerVersion, "extensions": []string{}})
+	ext := []string{}
+	if s.reg.repo != nil {
+		ext = append(ext, ExtensionModelRepository)
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"name": ServerName, "version": ServerVersion, "extensions": ext})
 }
+
+// ExtensionModelRepository is the Open Inference Protocol extension that
+// GET /v2 lists when the server has a model repository (--models DIR).
+const ExtensionModelRepository = "model_repository"
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, map[string]bool{"live": true})
 }
 
+// handleReady reports ready while the server is not shutting down and
+// serves at least one model (a repository's scans may unload them all).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	if !s.ready.Load() {
+	if !s.ready.Load() || len(s.reg.Names()) == 0 {
 		s.writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
 		return
 	}
 	s.writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }
 
-// model resolves the {name} and optional {version} path values (404 if unknown).
+// model resolves the {name} and optional {version} path values (404 if
+// unknown) to a retained model: the caller releases it.
 func (s *Server) model(w http.ResponseWriter, r *http.Request) (*Model, bool) {
 	m, err := s.reg.Get(r.PathValue("name"), r.PathValue("version"))
 	if err != nil || r.PathValue("name") == "" {
 		if err == nil {
+			m.Release()
 			err = ErrModelNotFound
 		}
 		s.fail(w, r, http.StatusNotFound, "name: "+err.Error())
@@ -120,6 +132,7 @@ func (s *Server) handleModelReady(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer m.Release()
 	ready := s.ready.Load()
 	code := http.StatusOK
 	if !ready {
@@ -133,6 +146,7 @@ func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer m.Release()
 	versions := s.reg.Versions(m.Name)
 	if r.PathValue("version") != "" {
 		versions = []string{m.Version}
@@ -331,6 +345,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer m.Release()
 	var req InferRequest
 	if !s.decodeBody(w, r, &req) {
 		return

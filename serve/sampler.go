@@ -178,6 +178,10 @@ type Result struct {
 	// Fused reports that the walk ran on jarzyn's fused operators
 	// (Model.Fused).
 	Fused bool
+	// Batched reports that the walkers were evaluated in a Batcher's shared
+	// batch with other requests' walkers; Elapsed then includes the steps'
+	// share of the whole batch.
+	Batched bool
 }
 
 // WalkerStepsPerSecond is the sampler's throughput.
@@ -198,20 +202,11 @@ func (r *Result) WalkerStepsPerSecond() float64 {
 // It stops at the next step (or inside the current model evaluation) when
 // ctx is cancelled and returns an error wrapping ctx.Err().
 func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
-	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
+	cfg, err := prepare(m, cfg)
+	if err != nil {
 		return nil, err
-	}
-	if err := HardLimits().Check(cfg, m.Info.Dim); err != nil {
-		return nil, err
-	}
-	if cfg.StepSize == 0 {
-		cfg.StepSize = m.Info.StepSize
-	}
-	if cfg.ResampleScheme == "" {
-		cfg.ResampleScheme = smc.Systematic
 	}
 	var res *Result
-	var err error
 	if m.latent != nil && !cfg.FullDim {
 		res, err = sampleLatent(ctx, m, m.latent, cfg)
 	} else {
@@ -224,6 +219,27 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// prepare validates cfg against the model and the hard limits and resolves
+// its defaults (the model's step size, the systematic scheme).
+func prepare(m *Model, cfg SampleConfig) (SampleConfig, error) {
+	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
+		return cfg, err
+	}
+	if err := checkBase(m.Info, cfg); err != nil {
+		return cfg, err
+	}
+	if err := HardLimits().Check(cfg, m.Info.Dim); err != nil {
+		return cfg, err
+	}
+	if cfg.StepSize == 0 {
+		cfg.StepSize = m.Info.StepSize
+	}
+	if cfg.ResampleScheme == "" {
+		cfg.ResampleScheme = smc.Systematic
+	}
+	return cfg, nil
 }
 
 // sampleFull walks in the model's own space from start (N rows) or, when

@@ -11,31 +11,33 @@ import (
 // x ← x − h∇U(x) + √(2h)ξ (docs/METHOD.md §2 step 3). The samples carry no
 // weights: their law is K ULA steps from the start, biased by O(h).
 
-// ulaSteps is the stepper of plain ULA without lanes: the model, then the
+// ulaSteps is the stepJob of plain ULA without lanes: the model, then the
 // move of every chunk.
 type ulaSteps struct {
 	w   *walk
 	key uint64 // the noise of the current step
 }
 
+func (u *ulaSteps) begin(k int) { u.key = u.w.key(k + 1) }
+
 func (u *ulaSteps) beforeEval(first, end int) {}
 
 func (u *ulaSteps) afterEval(first, end int) { u.w.ulaChunks(first, end, u.key) }
+
+func (u *ulaSteps) end(k int) error {
+	u.w.progress(k + 1)
+	return nil
+}
+
+// needsEnergy is false: plain steps read the gradient only.
+func (u *ulaSteps) needsEnergy() bool { return false }
 
 // runULA runs w.total steps of plain ULA from the current positions.
 func (w *walk) runULA(ctx context.Context, ro *ort.RunOptions) error {
 	if w.lanes {
 		return w.runULALanes(ctx, ro)
 	}
-	s := &ulaSteps{w: w}
-	for k := 0; k < w.total; k++ {
-		s.key = w.key(k + 1)
-		if err := w.step(ctx, ro, s); err != nil {
-			return w.stopped(k, err)
-		}
-		w.progress(k + 1)
-	}
-	return nil
+	return w.drive(ctx, ro, &ulaSteps{w: w})
 }
 
 // runULALanes runs every step of plain ULA with lanes: walkers do not

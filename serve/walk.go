@@ -136,6 +136,34 @@ type stepper interface {
 	afterEval(first, end int)
 }
 
+// stepJob is a sampling strategy cut at its model evaluations: step k is
+// begin(k), beforeEval on every chunk, the evaluation of the model at the
+// walkers, afterEval on every chunk, then end(k) (checks, resampling,
+// progress). walk.drive runs one alone; a Batcher runs many in one shared
+// evaluation per step.
+type stepJob interface {
+	begin(k int)
+	stepper
+	end(k int) error
+	// needsEnergy reports whether afterEval reads the energies (else only
+	// the gradients).
+	needsEnergy() bool
+}
+
+// drive runs the walk's steps of j on its own batch.
+func (w *walk) drive(ctx context.Context, ro *ort.RunOptions, j stepJob) error {
+	for k := 0; k < w.total; k++ {
+		j.begin(k)
+		if err := w.step(ctx, ro, j); err != nil {
+			return w.stopped(k, err)
+		}
+		if err := j.end(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // step runs one step on the whole batch: s.beforeEval on every chunk, the
 // model, then s.afterEval on every chunk. With lanes, the workers take the
 // batch parts in turn and run each one before → Run → after with no other

@@ -16,6 +16,15 @@
 // RSS, and its file descriptors back to their start count once the clients
 // are gone. It exits 1 when a check fails.
 //
+// With -roll-dir it rolls model versions during the load: the server runs
+// with --models DIR, and every -roll-every the newest version folder v of
+// -roll-model is copied to v+1 (in place, the model before its seal), the
+// load generator waits until the server serves v+1, removes v and waits
+// until it is unloaded (-roll-hup sends SIGHUP to -pid after each change;
+// otherwise the server's polling finds them); -roll-infer clients send
+// small infer requests beside the sampling clients. Any failed request, or
+// a roll that does not complete, fails the run.
+//
 // It only targets loopback addresses. scripts/loadtest.sh builds and runs
 // everything; by hand:
 //
@@ -66,9 +75,15 @@ type Report struct {
 	RSSEndKB              int64   `json:"rss_end_kb,omitempty"`
 	RSSPeakKB             int64   `json:"rss_peak_kb,omitempty"`
 	ServerWalkerStepsPerS float64 `json:"server_walker_steps_per_second,omitempty"`
-	FirstError            string  `json:"first_error,omitempty"`
+	// WalkerStepsPerS is n·(steps+extra_steps) of the successful requests per second.
+	WalkerStepsPerS float64 `json:"walker_steps_per_second"`
+	FirstError      string  `json:"first_error,omitempty"`
+	// Classes is each client class's part (-c/-body, then -c2/-body2).
+	Classes []ClassReport `json:"classes"`
 	// Hostile is the hostile load's part (-infer-clients, -slow, -probe).
 	Hostile *HostileReport `json:"hostile,omitempty"`
+	// Roll is the model roll's part (-roll-dir).
+	Roll *RollReport `json:"roll,omitempty"`
 }
 
 func main() {
@@ -76,6 +91,8 @@ func main() {
 	clients := flag.Int("c", 16, "concurrent clients")
 	dur := flag.Duration("d", 60*time.Second, "duration (at most 10m)")
 	body := flag.String("body", `{"n":16,"steps":10}`, "JSON body of each POST /v1/sample; a \"seed\" is added per request unless present")
+	clients2 := flag.Int("c2", 0, "concurrent clients of a second class, sending -body2 at the same time")
+	body2 := flag.String("body2", `{"n":1000,"steps":100}`, "JSON body of the second class's requests")
 	pid := flag.Int("pid", 0, "server process id, for its RSS from /proc/PID/status")
 	wait := flag.Duration("wait-ready", 30*time.Second, "wait this long for GET /v2/health/ready before starting")
 	writeModel := flag.String("write-model", "", "write a small 2-D Gaussian-mixture model to this file and exit")
@@ -87,6 +104,12 @@ func main() {
 	flag.BoolVar(&h.probe, "probe", false, "probe GET /v2/health/live on a new connection every 100 ms (on with -infer-clients or -slow)")
 	flag.DurationVar(&h.maxProbe, "max-probe", 100*time.Millisecond, "longest a liveness probe may take")
 	flag.Float64Var(&h.rssBudgets, "rss-budgets", 4, "the server's peak RSS may exceed its idle RSS by this many body budgets (0: no check)")
+	var ro rollOptions
+	flag.StringVar(&ro.dir, "roll-dir", "", "the server's --models DIR: roll versions of -roll-model in it during the load")
+	flag.StringVar(&ro.model, "roll-model", "gmm2d", "the model whose versions are rolled")
+	flag.DurationVar(&ro.every, "roll-every", 5*time.Second, "time between rolls")
+	flag.BoolVar(&ro.hup, "roll-hup", false, "send SIGHUP to -pid after each change of the folder (default: the server's polling finds them)")
+	flag.IntVar(&ro.inferClients, "roll-infer", 4, "with -roll-dir: clients of small infer requests on -roll-model")
 	flag.Parse()
 	if *writeModel != "" {
 		if err := writeGMM(*writeModel); err != nil {
@@ -101,9 +124,16 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	var req map[string]any
+	var req, req2 map[string]any
 	if err := json.Unmarshal([]byte(*body), &req); err != nil {
 		fail(fmt.Errorf("-body: %v", err))
+	}
+	classes := []class{{Name: "small", Clients: *clients, Req: req}}
+	if *clients2 > 0 {
+		if err := json.Unmarshal([]byte(*body2), &req2); err != nil {
+			fail(fmt.Errorf("-body2: %v", err))
+		}
+		classes = append(classes, class{Name: "large", Clients: *clients2, Req: req2})
 	}
 	if err := waitReady(base, *wait); err != nil {
 		fail(err)
@@ -124,15 +154,44 @@ func main() {
 	} else {
 		close(done)
 	}
-	rep := run(base, *clients, *dur, req, *pid)
+	var rrep RollReport
+	rolled := make(chan struct{})
+	if ro.dir != "" {
+		ro.pid = *pid
+		rrep.Model = ro.model
+		go func() {
+			defer close(rolled)
+			ctx, cancel := context.WithTimeout(context.Background(), *dur)
+			defer cancel()
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runRollInfer(ctx, base, ro, &rrep)
+			}()
+			rollModel(ctx, base, ro, &rrep)
+			wg.Wait()
+		}()
+	} else {
+		close(rolled)
+	}
+	rep := run(base, classes, *dur, *pid)
 	<-done
+	<-rolled
+	if ro.dir != "" {
+		rrep.LastVersion = lastSampleVersion(base, ro.model)
+		if rrep.Rolls == 0 {
+			rrep.Failures = append(rrep.Failures, "no roll completed: make -d longer than -roll-every")
+		}
+		rep.Roll = &rrep
+	}
 	if hostile {
 		checkFDs(&hrep, *pid)
 		rep.Hostile = &hrep
 		rep.RSSEndKB, rep.RSSPeakKB = rss(*pid)
 	}
 	printReport(os.Stdout, rep)
-	if rep.Requests == 0 || rep.Errors > 0 || len(hrep.Failures) > 0 {
+	if rep.Requests == 0 || rep.Errors > 0 || len(hrep.Failures) > 0 || len(rrep.Failures) > 0 || rrep.InferErrors > 0 {
 		os.Exit(1)
 	}
 }
@@ -227,71 +286,140 @@ func serverCounters(base string) (steps, seconds float64) {
 	return steps, seconds
 }
 
-func run(base string, clients int, dur time.Duration, req map[string]any, pid int) Report {
-	rep := Report{URL: base, Clients: clients}
+// class is a kind of client: Clients concurrent clients sending Req.
+type class struct {
+	Name    string
+	Clients int
+	Req     map[string]any
+}
+
+// ClassReport is one client class's part of a run.
+type ClassReport struct {
+	Name              string  `json:"name"`
+	Clients           int     `json:"clients"`
+	Body              string  `json:"body"`
+	Requests          int     `json:"requests"`
+	Errors            int     `json:"errors"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// WalkerStepsPerS is n·(steps+extra_steps) of its successful requests per second.
+	WalkerStepsPerS float64 `json:"walker_steps_per_second"`
+	P50ms           float64 `json:"p50_ms"`
+	P90ms           float64 `json:"p90_ms"`
+	P99ms           float64 `json:"p99_ms"`
+	MaxMs           float64 `json:"max_ms"`
+	FirstError      string  `json:"first_error,omitempty"`
+}
+
+// walkerSteps is n·(steps + extra_steps) of a request body.
+func walkerSteps(req map[string]any) float64 {
+	num := func(k string) float64 { v, _ := req[k].(float64); return v }
+	return num("n") * (num("steps") + num("extra_steps"))
+}
+
+func run(base string, classes []class, dur time.Duration, pid int) Report {
+	total := 0
+	for _, c := range classes {
+		total += c.Clients
+	}
+	rep := Report{URL: base, Clients: total}
 	rep.RSSStartKB, _ = rss(pid)
 	steps0, secs0 := serverCounters(base)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	tr := &http.Transport{MaxIdleConnsPerHost: total, MaxConnsPerHost: total}
 	client := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
-	var (
+	type tally struct {
 		mu       sync.Mutex
 		lats     []time.Duration
-		errs     int
+		ok, errs int
 		firstErr string
-		wg       sync.WaitGroup
-	)
+	}
+	tallies := make([]tally, len(classes))
+	var wg sync.WaitGroup
 	start := time.Now()
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			var mine []time.Duration
-			nerr, ferr := 0, ""
-			for i := 0; ctx.Err() == nil; i++ {
-				r := make(map[string]any, len(req)+1)
-				for k, v := range req {
-					r[k] = v
-				}
-				if _, ok := r["seed"]; !ok {
-					r["seed"] = c*1_000_000 + i
-				}
-				b, _ := json.Marshal(r)
-				t0 := time.Now()
-				hr, _ := http.NewRequestWithContext(context.Background(), "POST", base+"/v1/sample", bytes.NewReader(b))
-				hr.Header.Set("Content-Type", "application/json")
-				resp, err := client.Do(hr)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
+	id := 0
+	for k, cl := range classes {
+		for c := 0; c < cl.Clients; c++ {
+			wg.Add(1)
+			go func(k, c int) {
+				defer wg.Done()
+				var mine []time.Duration
+				nok, nerr, ferr := 0, 0, ""
+				for i := 0; ctx.Err() == nil; i++ {
+					r := make(map[string]any, len(cl.Req)+1)
+					for key, v := range cl.Req {
+						r[key] = v
+					}
+					if _, ok := r["seed"]; !ok {
+						r["seed"] = c*1_000_000 + i
+					}
+					b, _ := json.Marshal(r)
+					t0 := time.Now()
+					hr, _ := http.NewRequestWithContext(context.Background(), "POST", base+"/v1/sample", bytes.NewReader(b))
+					hr.Header.Set("Content-Type", "application/json")
+					resp, err := client.Do(hr)
+					if err == nil {
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if err == nil && resp.StatusCode != 200 {
+							err = fmt.Errorf("status %d", resp.StatusCode)
+						}
+					}
+					mine = append(mine, time.Since(t0))
+					if err != nil {
+						nerr++
+						if ferr == "" {
+							ferr = err.Error()
+						}
+					} else {
+						nok++
 					}
 				}
-				mine = append(mine, time.Since(t0))
-				if err != nil {
-					nerr++
-					if ferr == "" {
-						ferr = err.Error()
-					}
+				t := &tallies[k]
+				t.mu.Lock()
+				t.lats = append(t.lats, mine...)
+				t.ok += nok
+				t.errs += nerr
+				if t.firstErr == "" {
+					t.firstErr = ferr
 				}
-			}
-			mu.Lock()
-			lats = append(lats, mine...)
-			errs += nerr
-			if firstErr == "" {
-				firstErr = ferr
-			}
-			mu.Unlock()
-		}(c)
+				t.mu.Unlock()
+			}(k, id)
+			id++
+		}
 	}
 	wg.Wait()
 	tr.CloseIdleConnections()
 	el := time.Since(start)
 	rep.DurationSeconds = el.Seconds()
-	rep.Requests, rep.Errors, rep.FirstError = len(lats), errs, firstErr
-	rep.RequestsPerSecond = float64(len(lats)) / el.Seconds()
+	var all []time.Duration
+	for k, cl := range classes {
+		t := &tallies[k]
+		body, _ := json.Marshal(cl.Req)
+		cr := ClassReport{Name: cl.Name, Clients: cl.Clients, Body: string(body), Requests: len(t.lats), Errors: t.errs,
+			RequestsPerSecond: float64(len(t.lats)) / el.Seconds(), WalkerStepsPerS: float64(t.ok) * walkerSteps(cl.Req) / el.Seconds(), FirstError: t.firstErr}
+		cr.P50ms, cr.P90ms, cr.P99ms, cr.MaxMs = percentiles(t.lats)
+		rep.Classes = append(rep.Classes, cr)
+		rep.Requests += cr.Requests
+		rep.Errors += cr.Errors
+		rep.WalkerStepsPerS += cr.WalkerStepsPerS
+		if rep.FirstError == "" {
+			rep.FirstError = cr.FirstError
+		}
+		all = append(all, t.lats...)
+	}
+	rep.RequestsPerSecond = float64(len(all)) / el.Seconds()
+	rep.P50ms, rep.P90ms, rep.P99ms, rep.MaxMs = percentiles(all)
+	rep.RSSEndKB, rep.RSSPeakKB = rss(pid)
+	if steps1, secs1 := serverCounters(base); secs1 > secs0 {
+		rep.ServerWalkerStepsPerS = (steps1 - steps0) / (secs1 - secs0)
+	}
+	return rep
+}
+
+// percentiles are the 50th, 90th, 99th percentiles and the maximum of lats
+// in milliseconds (lats is sorted in place).
+func percentiles(lats []time.Duration) (p50, p90, p99, maxMs float64) {
 	slices.Sort(lats)
 	pct := func(p float64) float64 {
 		if len(lats) == 0 {
@@ -300,18 +428,20 @@ func run(base string, clients int, dur time.Duration, req map[string]any, pid in
 		i := min(len(lats)-1, int(math.Ceil(p*float64(len(lats))))-1)
 		return float64(lats[max(0, i)]) / 1e6
 	}
-	rep.P50ms, rep.P90ms, rep.P99ms, rep.MaxMs = pct(0.5), pct(0.9), pct(0.99), pct(1)
-	rep.RSSEndKB, rep.RSSPeakKB = rss(pid)
-	if steps1, secs1 := serverCounters(base); secs1 > secs0 {
-		rep.ServerWalkerStepsPerS = (steps1 - steps0) / (secs1 - secs0)
-	}
-	return rep
+	return pct(0.5), pct(0.9), pct(0.99), pct(1)
 }
 
 func printReport(w io.Writer, r Report) {
 	fmt.Fprintf(w, "loadtest %s: %d clients for %.1f s\n", r.URL, r.Clients, r.DurationSeconds)
 	fmt.Fprintf(w, "  requests      %d (%.1f/s), errors %d\n", r.Requests, r.RequestsPerSecond, r.Errors)
 	fmt.Fprintf(w, "  latency       p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	fmt.Fprintf(w, "  walker-steps  %.4g/s (n·steps of the successful requests, client side)\n", r.WalkerStepsPerS)
+	if len(r.Classes) > 1 {
+		for _, c := range r.Classes {
+			fmt.Fprintf(w, "  %-6s %3d clients of %s: %d requests (%.1f/s), errors %d, %.4g walker-steps/s, p50 %.2f ms, p99 %.2f ms\n",
+				c.Name, c.Clients, c.Body, c.Requests, c.RequestsPerSecond, c.Errors, c.WalkerStepsPerS, c.P50ms, c.P99ms)
+		}
+	}
 	if r.RSSStartKB > 0 {
 		fmt.Fprintf(w, "  server RSS    start %.1f MiB, end %.1f MiB, peak %.1f MiB\n", float64(r.RSSStartKB)/1024, float64(r.RSSEndKB)/1024, float64(r.RSSPeakKB)/1024)
 	}
@@ -324,12 +454,15 @@ func printReport(w io.Writer, r Report) {
 	if r.Hostile != nil {
 		printHostile(w, *r.Hostile)
 	}
+	if r.Roll != nil {
+		printRoll(w, *r.Roll)
+	}
 	b, _ := json.Marshal(r)
 	fmt.Fprintf(w, "%s\n", b)
 }
 
 // writeGMM writes a 2-D two-mode Gaussian mixture (modes at (−3, 0) and
-// (3, 0), masses ¼ and ¾) exported with package export.
+// (3, 0), masses ¼ and ¾) exported with package export, and its seal.
 func writeGMM(path string) error {
 	p, err := models.NewParams(models.Spec{Family: models.GMM, Dim: 2, Modes: 2, BaseStd: 3})
 	if err != nil {
@@ -344,5 +477,5 @@ func writeGMM(path string) error {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return err
 	}
-	return nil
+	return models.WriteSeal(path, b)
 }
