@@ -51,6 +51,28 @@ demo: build
 bench: build
 	bench/run.sh
 
+# MNIST digits 2/3/6 (docs/METHOD.md §5.2): the classifier that labels the
+# walkers, the exact method and PCD on configs/mnist236.yaml (the classifier
+# is set as log.classifier), both exported and sampled with the class
+# fractions. Long: hours on two cores.
+MNIST_DIR ?= runs/mnist236
+.PHONY: mnist
+mnist: build
+	@test -f configs/mnist236.yaml || { echo "mnist: configs/mnist236.yaml is missing" >&2; exit 1; }
+	$(BIN)/jarzyn-train classifier --mnist .deps/mnist --classes 2,3,6 --out $(MNIST_DIR)/classifier
+	$(BIN)/jarzyn-train --config configs/mnist236.yaml --out $(MNIST_DIR)/jarzynski \
+	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin
+	$(BIN)/jarzyn-train --config configs/mnist236.yaml --out $(MNIST_DIR)/pcd --set method=pcd \
+	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin
+	for m in jarzynski pcd; do \
+	  $(BIN)/jarzyn-export --run $(MNIST_DIR)/$$m --out $(MNIST_DIR)/$$m/model.onnx || exit 1; \
+	done
+	$(BIN)/jarzyn-serve sample --model $(MNIST_DIR)/jarzynski/model.onnx --classifier $(MNIST_DIR)/classifier/classifier.onnx \
+	  --n 1024 --steps 500 --seed 1 --weighted --format png --out $(MNIST_DIR)/jarzynski/samples.png
+	$(BIN)/jarzyn-serve sample --model $(MNIST_DIR)/pcd/model.onnx --classifier $(MNIST_DIR)/classifier/classifier.onnx \
+	  --n 1024 --steps 500 --seed 1 --format png --out $(MNIST_DIR)/pcd/samples.png
+	@echo "mnist: $(MNIST_DIR)/{jarzynski,pcd}: summary.json (class_fractions vs target_fractions), plots/classes.png, plots/grid_*.png, samples.png, samples.png.classes.json"
+
 clean:
 	rm -rf $(BIN) runs/demo
 

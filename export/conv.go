@@ -64,9 +64,17 @@ func convGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	flatDiff := b.node("base/diff_flat", "Flatten", []string{diff}, intAttr("axis", 1))
 	sq := b.ReduceSum("base/sqnorm", b.Mul("base/diff_sq", flatDiff, flatDiff), 1, true)
 	b.doc("|x − μ0|²")
+	var low *lowRankTerm
+	if s.BaseRank() > 0 {
+		low = baseLowRank(b, s, flatDiff)
+	}
 	wL := p.Tensors[2*nc+2*last].Data
 	fq := b.GemmScaled(fmt.Sprintf("linear%d/gemm", last), h, b.floats(fmt.Sprintf("param/w%d", last), wL, lin[last], 1), sq, 0.5*inv, false)
 	b.doc("f(x) − b_L + |x − μ0|²/(2σ0²)")
+	if low != nil {
+		fq = b.Add("base/energy", fq, low.energy)
+		b.doc("f(x) − b_L + ½(x − μ0)ᵀΣ⁻¹(x − μ0)")
+	}
 	bL := b.floats(fmt.Sprintf("param/b%d", last), p.Tensors[2*nc+2*last+1].Data, 1)
 	energy = b.Squeeze("energy", b.Add("conv/energy", fq, bL), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
@@ -109,6 +117,11 @@ func convGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	base := diff
 	if inv != 1 {
 		base = b.Mul("base/diff_scaled", diff, b.scalar(inv))
+	}
+	if low != nil {
+		shape := b.initializer(int64Tensor("base/lowrank_grad_shape", []int64{4}, []int64{-1, int64(s.InputShape[0]), int64(s.InputShape[1]), int64(s.InputShape[2])}))
+		base = b.Add("base/grad", base, b.node("base/lowrank_grad_image", "Reshape", []string{low.grad, shape}))
+		b.doc("Σ⁻¹(x − μ0)")
 	}
 	grad = b.Add("grad", delta, base)
 	b.doc("∇ₓU = ∇ₓf + (x − μ0)/σ0²")

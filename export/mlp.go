@@ -56,8 +56,12 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 	if !allZero(s.Mu0()) {
 		diff = b.Sub("base/diff", x, b.floats("base/mean", s.Mu0(), s.Dim))
 	}
+	var low *lowRankTerm
+	if s.BaseRank() > 0 {
+		low = baseLowRank(b, s, diff)
+	}
 	if dot != "" && b.top().gradOnly {
-		return "", mlpBackward(b, p, diff, derivs, small)
+		return "", mlpBackward(b, p, diff, derivs, small, low)
 	}
 	// Mul + ReduceSum: ONNX Runtime 1.30's ReduceSumSquare took 2.5× as long
 	// (0.75 against 0.29 ms on 1024×784 floats, one thread)
@@ -73,15 +77,24 @@ func mlpGraph(b *builder, p *models.Params, x string) (energy, grad string) {
 		fq = b.GemmScaled(fmt.Sprintf("layer%d/gemm", last), h, w, sq, 0.5*inv, false)
 	}
 	b.doc("f(x) − b_L + |x − μ0|²/(2σ0²)")
+	if low != nil {
+		fq = b.Add("base/energy", fq, low.energy)
+		b.doc("f(x) − b_L + ½(x − μ0)ᵀΣ⁻¹(x − μ0)")
+	}
 	bias := b.floats(fmt.Sprintf("param/b%d", last), p.Tensors[2*last+1].Data, 1)
 	energy = b.Squeeze("energy", b.Add("mlp/energy", fq, bias), 1)
 	b.doc("U = |x − μ0|²/(2σ0²) + f(x)")
-	return energy, mlpBackward(b, p, diff, derivs, small)
+	return energy, mlpBackward(b, p, diff, derivs, small, low)
 }
 
 // mlpBackward adds ∇ₓU to mlpGraph's forward pass (derivs: each hidden
-// layer's act′; diff: x − μ0) and returns its name.
-func mlpBackward(b *builder, p *models.Params, diff string, derivs []string, small bool) (grad string) {
+// layer's act′; diff: x − μ0; low: the base's low-rank part, nil without)
+// and returns its name.
+func mlpBackward(b *builder, p *models.Params, diff string, derivs []string, small bool, low *lowRankTerm) (grad string) {
+	name := "grad"
+	if low != nil {
+		name = "base/grad_isotropic"
+	}
 	s := p.Spec
 	l := s.Layers()
 	last := len(l) - 2
@@ -98,7 +111,7 @@ func mlpBackward(b *builder, p *models.Params, diff string, derivs []string, sma
 		wt := fmt.Sprintf("param/w%d", i)
 		dz := derivs[i]
 		if small && i == 0 {
-			grad = b.fusedOne("grad", FusedMulMatMulT, []string{delta, dz, wt, diff, b.floats("base/precision", []float64{inv}, 1)})
+			grad = b.fusedOne(name, FusedMulMatMulT, []string{delta, dz, wt, diff, b.floats("base/precision", []float64{inv}, 1)})
 			break
 		}
 		if i == last-1 {
@@ -107,13 +120,52 @@ func mlpBackward(b *builder, p *models.Params, diff string, derivs []string, sma
 			dz = b.Mul(fmt.Sprintf("backward/layer%d/act", i), delta, dz)
 		}
 		if i == 0 {
-			grad = b.GemmScaled("grad", dz, wt, diff, inv, true)
+			grad = b.GemmScaled(name, dz, wt, diff, inv, true)
 			break
 		}
 		delta = b.Gemm(fmt.Sprintf("backward/layer%d/gemm", i), dz, wt, "", true)
 	}
 	b.doc("∇ₓU = ∇ₓf + (x − μ0)/σ0², the first layer's backward GEMM with beta = 1/σ0²")
+	if low != nil {
+		grad = b.Add("grad", grad, low.grad)
+		b.doc("∇ₓU = ∇ₓf + Σ⁻¹(x − μ0)")
+	}
 	return grad
+}
+
+// lowRankTerm names the nodes of a base's low-rank part (baseLowRank).
+type lowRankTerm struct {
+	energy string // ½·Σ_j w_j·c_j², [batch, 1]
+	grad   string // Σ_j w_j·c_j·v_j, [batch, d]
+}
+
+// baseLowRank adds the part of the base term that Spec.BaseVectors add to
+// |x − μ0|²/(2σ0²) (docs/METHOD.md §8, "A data-fitted Gaussian base"): with
+// c = (x − μ0)·Vᵀ [batch, k] and w_j = 1/(λ_j + σ0²) − 1/σ0²
+// (models.Spec.BasePrecisionWeights), the energy ½·Σ_j w_j·c_j² and the
+// gradient (c ⊙ w)·V. diff is x − μ0 as [batch, d] (flatten it first for
+// images).
+func baseLowRank(b *builder, s models.Spec, diff string) *lowRankTerm {
+	k, d := s.BaseRank(), s.Dim
+	vt := make([]float64, d*k)
+	for j := 0; j < k; j++ {
+		for i := 0; i < d; i++ {
+			vt[i*k+j] = s.BaseVectors[j*d+i]
+		}
+	}
+	w := s.BasePrecisionWeights()
+	half := make([]float64, k)
+	for j, v := range w {
+		half[j] = 0.5 * v
+	}
+	c := b.MatMul("base/coords", diff, b.floats("base/vectors_t", vt, d, k))
+	b.doc("c = (x − μ0)·Vᵀ, the coordinates along the base's own directions")
+	wc := b.Mul("base/weighted_coords", c, b.floats("base/precision_weights", w, k))
+	e := b.ReduceSum("base/lowrank_energy", b.Mul("base/half_weighted_sq", b.Mul("base/coords_sq", c, c), b.floats("base/half_precision_weights", half, k)), 1, true)
+	b.doc("½·Σ_j w_j·c_j²")
+	g := b.MatMul("base/lowrank_grad", wc, b.floats("base/vectors", s.BaseVectors, k, d))
+	b.doc("Σ_j w_j·c_j·v_j")
+	return &lowRankTerm{energy: e, grad: g}
 }
 
 // activation applies act to z and returns the activation and its derivative.

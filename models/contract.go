@@ -144,3 +144,56 @@ func (in TrainingInfo) check() (key, why string) {
 	}
 	return "", ""
 }
+
+// The image classifier that labels samples by class (train.TrainClassifier,
+// docs/METHOD.md §5.2's metric): its file, written by train.SaveClassifier
+// and read by train.LoadClassifier and export.ReadClassifier, and its ONNX
+// export (export.BuildClassifier), which jarzyn-serve runs.
+const (
+	// ClassifierKind is the container kind of a classifier file.
+	ClassifierKind = "classifier"
+	// ClassifierFile is the default name of a classifier file in a run dir.
+	ClassifierFile = "classifier.bin"
+	// ClassifierModelFile is the default name of its ONNX export.
+	ClassifierModelFile = "classifier.onnx"
+	// ClassifierHeaderSection is the container section holding the
+	// ClassifierHeader as JSON; the parameter tensors are the sections
+	// ClassifierParamSection(k), k = 0..7.
+	ClassifierHeaderSection = "classifier"
+	// OutputProbs is the exported classifier's output: the class
+	// probabilities (softmax of the logits) float32 [batch, K], column k
+	// for class KeyClasses[k]; its input is InputX float32 [batch, C, H, W].
+	OutputProbs = "probs"
+	// GraphClassifier is the jarzyn.graph value of an exported classifier.
+	GraphClassifier = "classifier"
+	// KeyClasses is the exported classifier's class labels, comma-separated
+	// in output order (e.g. "2,3,6").
+	KeyClasses = KeyPrefix + "classes"
+	// KeyClassifierAccuracy is its held-out accuracy, absent when unknown.
+	KeyClassifierAccuracy = KeyPrefix + "classifier_accuracy"
+)
+
+// ClassifierParamSection is the container section of the classifier's
+// parameter tensor k (train.Classifier.Params[k]).
+func ClassifierParamSection(k int) string { return fmt.Sprintf("param/%d", k) }
+
+// ClassifierHeader is the JSON header of a classifier file: the class
+// labels (output k is Classes[k]), the input image shape C×H×W, the width
+// of the hidden linear layer and, when known, the held-out accuracy.
+type ClassifierHeader struct {
+	Classes []int `json:"classes"`
+	C       int   `json:"c"`
+	H       int   `json:"h"`
+	W       int   `json:"w"`
+	Hidden  int   `json:"hidden"`
+	// Accuracy is the share of held-out images of Classes labelled right;
+	// 0 when unknown.
+	Accuracy float64 `json:"accuracy,omitempty"`
+}
+
+// ClassifierConvs are the classifier's two convolutions, each followed by
+// SiLU: C→16 k5 s2 p2, then 16→32 k3 s2 p1; then flatten, linear → Hidden,
+// SiLU, linear → len(Classes) logits.
+func ClassifierConvs() [2]ConvLayer {
+	return [2]ConvLayer{{Out: 16, Kernel: 5, Stride: 2, Pad: 2, Activation: SiLU}, {Out: 32, Kernel: 3, Stride: 2, Pad: 1, Activation: SiLU}}
+}

@@ -117,7 +117,11 @@ func (p *Params) convEnergy(x, grad []float64) float64 {
 // per tensor, overwritten), each when non-nil.
 func (p *Params) convEval(x, gx []float64, gt [][]float64) float64 {
 	s := p.Spec
-	mu, inv, u := s.baseEnergy(x)
+	var base []float64
+	if gx != nil {
+		base = make([]float64, s.Dim)
+	}
+	u := s.baseEnergy(x, base)
 	nc := len(s.Conv)
 	shapes := s.ConvShapes()
 	sh := make([]convShape, len(shapes))
@@ -208,7 +212,7 @@ func (p *Params) convEval(x, gx []float64, gt [][]float64) float64 {
 	}
 	if gx != nil {
 		for k := 0; k < s.Dim; k++ {
-			gx[k] = delta[k] + (x[k]-mu[k])*inv
+			gx[k] = delta[k] + base[k]
 		}
 	}
 	return u

@@ -89,7 +89,11 @@ func sigmoid(v float64) float64 {
 func (p *Params) mlpEnergy(x, grad []float64) float64 {
 	s := p.Spec
 	l := s.Layers()
-	mu, inv, u := s.baseEnergy(x)
+	var base []float64
+	if grad != nil {
+		base = make([]float64, s.Dim)
+	}
+	u := s.baseEnergy(x, base)
 	// forward, keeping activation derivatives for the backward pass
 	var derivs [][]float64
 	h := x
@@ -122,7 +126,7 @@ func (p *Params) mlpEnergy(x, grad []float64) float64 {
 		delta = prev
 	}
 	for k := 0; k < s.Dim; k++ {
-		grad[k] = delta[k] + (x[k]-mu[k])*inv
+		grad[k] = delta[k] + base[k]
 	}
 	return u
 }
@@ -157,16 +161,4 @@ func affineBack(w, delta []float64, in int) []float64 {
 		prev[a] = acc
 	}
 	return prev
-}
-
-// baseEnergy is the quadratic base |x − μ0|²/(2σ0²) of the mlp and conv
-// families at x, with μ0 and 1/σ0², which the gradient (x − μ0)/σ0² needs.
-func (s Spec) baseEnergy(x []float64) (mu []float64, inv, u float64) {
-	mu = s.Mu0()
-	inv = 1 / (s.BaseStd * s.BaseStd)
-	for k := 0; k < s.Dim; k++ {
-		t := x[k] - mu[k]
-		u += 0.5 * t * t * inv
-	}
-	return mu, inv, u
 }

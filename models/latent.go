@@ -42,10 +42,11 @@ type Latent struct {
 
 // Latent returns the reduction of an MLP whose first hidden layer is
 // narrower than its input; ok is false for other models (mixtures, or
-// H0 ≥ d, where nothing is saved).
+// H0 ≥ d, where nothing is saved, or a base with its own directions,
+// Spec.BaseVectors, which does not separate along range(W0)).
 func (p *Params) Latent() (l *Latent, ok bool) {
 	s := p.Spec
-	if s.Family != MLP || len(s.Hidden) == 0 || s.Hidden[0] >= s.Dim {
+	if s.Family != MLP || len(s.Hidden) == 0 || s.Hidden[0] >= s.Dim || s.BaseRank() > 0 {
 		return nil, false
 	}
 	d, h := s.Dim, s.Hidden[0]

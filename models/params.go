@@ -121,8 +121,8 @@ func InitGMM(spec Spec, scale float64, overrides map[[2]int]float64, rng *rand.R
 
 // ExactLogZ returns log Z_θ when it is known in closed form: always for GMM,
 // and for MLP and conv when the last (linear) layer's weights are exactly
-// zero (then ρ_θ = N(μ0, σ0²I) and Z_θ = (2πσ0²)^{d/2}·e^{−bL}). ok is false
-// otherwise.
+// zero (then ρ_θ is the base N(μ0, Σ) and Z_θ = (2π)^{d/2}·(det Σ)^{1/2}·e^{−bL},
+// Spec.BaseLogZ; Σ = σ0²I without base vectors). ok is false otherwise.
 func (p *Params) ExactLogZ() (logZ float64, ok bool) {
 	d := float64(p.Spec.Dim)
 	switch p.Spec.Family {
@@ -145,8 +145,7 @@ func (p *Params) ExactLogZ() (logZ float64, ok bool) {
 			}
 		}
 		b := p.Get(fmt.Sprintf("b%d", n)).Data[0]
-		s := p.Spec.BaseStd
-		return 0.5*d*math.Log(2*math.Pi*s*s) - b, true
+		return p.Spec.BaseLogZ() - b, true
 	}
 	return 0, false
 }

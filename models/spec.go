@@ -47,6 +47,15 @@ type Spec struct {
 	BaseMean []float64 `json:"base_mean,omitempty" mapstructure:"base_mean"`
 	// BaseStd is σ0 of the quadratic base (MLP only). The default value is 1.
 	BaseStd float64 `json:"base_std,omitempty" mapstructure:"base_std"`
+	// BaseVectors and BaseVariances, when set, make the base of the mlp and
+	// conv families the Gaussian N(μ0, Σ) with Σ = σ0²·I + Σ_j λ_j·v_j·v_jᵀ
+	// (docs/METHOD.md §8, "A data-fitted Gaussian base"): BaseVectors holds k
+	// orthonormal rows v_j of Dim values (k×Dim, row-major), BaseVariances
+	// the k values λ_j ≥ 0. They are fitted to the data (model.base_fit:
+	// pca), never configured, and travel with the parameters in weights,
+	// checkpoint and ONNX files. Empty: Σ = σ0²·I.
+	BaseVectors   []float64 `json:"base_vectors,omitempty" mapstructure:"-"`
+	BaseVariances []float64 `json:"base_variances,omitempty" mapstructure:"-"`
 	// InputShape is the image shape [C, H, W] (conv only); Dim = C·H·W.
 	InputShape []int `json:"input_shape,omitempty" mapstructure:"input_shape"`
 	// Conv lists the convolutions (conv only); Hidden and Activation then
@@ -87,6 +96,9 @@ func (s Spec) Validate() error {
 		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
 			return fmt.Errorf("models: base_mean must have dim=%d entries, got %d", s.Dim, len(s.BaseMean))
 		}
+		if err := s.validateBase(); err != nil {
+			return err
+		}
 	case Conv:
 		if err := s.validateConv(); err != nil {
 			return err
@@ -97,8 +109,14 @@ func (s Spec) Validate() error {
 		if len(s.BaseMean) != 0 && len(s.BaseMean) != s.Dim {
 			return fmt.Errorf("models: base_mean must have dim=%d entries, got %d", s.Dim, len(s.BaseMean))
 		}
+		if err := s.validateBase(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("models: family must be gmm, mlp or conv, got %q", s.Family)
+	}
+	if s.Family == GMM && (len(s.BaseVectors) != 0 || len(s.BaseVariances) != 0) {
+		return fmt.Errorf("models: base_vectors and base_variances apply to the mlp and conv families, not gmm")
 	}
 	return nil
 }

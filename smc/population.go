@@ -38,7 +38,14 @@ type Population[T Float] struct {
 	// indices, to permute per-walker caches the population does not hold
 	// (train's per-layer activations); scratch holds N·scratchWidth values.
 	PermuteCaches func(idx []int, scratch []T)
+	// Precond, when non-nil, is the matrix M of the preconditioned kernel
+	// (docs/METHOD.md §8): Move, MoveChunks, Reweight and Accept then use
+	// x ← x − h·M·g + √(2h)·M^{1/2}·ξ and the increment with |g|² → gᵀMg
+	// (PreconditionedIncrement). nil is M = I: the ULA of §2, unchanged.
+	Precond *Preconditioner
 
+	pcs   []*pcScratch // per chunk, made by prepareScratch
+	pcsK  int
 	n, d  int
 	noise *Noise
 	p     []float64
@@ -81,11 +88,12 @@ func (pop *Population[T]) Chunks() int { return len(pop.noise.rng) }
 // evaluation writes them.
 func (pop *Population[T]) Move(h float64, key uint64) {
 	d := pop.d
+	pop.prepareScratch()
 	For(pop.Chunks(), func(first, end int) {
 		for c := first; c < end; c++ {
 			lo, hi := ChunkWalkerRange(c, pop.n)
 			copy(pop.XPrev[lo*d:hi*d], pop.X[lo*d:hi*d])
-			ULA(pop.X[lo*d:hi*d], pop.G[lo*d:hi*d], h, pop.noise.Chunk(key, c))
+			pop.moveChunk(c, lo, hi, h, key)
 		}
 	})
 	pop.U, pop.UPrev = pop.UPrev, pop.U
@@ -98,12 +106,40 @@ func (pop *Population[T]) Move(h float64, key uint64) {
 // and G keep their values until the evaluation writes them.
 func (pop *Population[T]) MoveChunks(first, end int, h float64, key uint64) {
 	d := pop.d
+	pop.prepareScratch()
 	for c := first; c < end; c++ {
 		lo, hi := ChunkWalkerRange(c, pop.n)
 		copy(pop.XPrev[lo*d:hi*d], pop.X[lo*d:hi*d])
 		copy(pop.GPrev[lo*d:hi*d], pop.G[lo*d:hi*d])
 		copy(pop.UPrev[lo:hi], pop.U[lo:hi])
+		pop.moveChunk(c, lo, hi, h, key)
+	}
+}
+
+// moveChunk moves walkers [lo, hi) of chunk c by one ULA step, or one
+// preconditioned ULA step with Precond.
+func (pop *Population[T]) moveChunk(c, lo, hi int, h float64, key uint64) {
+	d := pop.d
+	if pop.Precond == nil {
 		ULA(pop.X[lo*d:hi*d], pop.G[lo*d:hi*d], h, pop.noise.Chunk(key, c))
+		return
+	}
+	moveRows(pop.Precond, pop.X[lo*d:hi*d], pop.G[lo*d:hi*d], hi-lo, h, pop.noise.Chunk(key, c), pop.scratch(c))
+}
+
+// scratch is chunk c's working memory for the preconditioned kernel
+// (prepareScratch made it).
+func (pop *Population[T]) scratch(c int) *pcScratch { return pop.pcs[c] }
+
+// prepareScratch makes the chunks' working memory for Precond, once, before
+// goroutines share the chunks.
+func (pop *Population[T]) prepareScratch() {
+	if pop.Precond == nil || (pop.pcs != nil && pop.pcsK == pop.Precond.k) {
+		return
+	}
+	pop.pcs, pop.pcsK = make([]*pcScratch, pop.Chunks()), pop.Precond.k
+	for i := range pop.pcs {
+		pop.pcs[i] = newPCScratch(pop.d, pop.Precond.k)
 	}
 }
 
@@ -119,17 +155,106 @@ func (pop *Population[T]) Undo() {
 // and evaluation (docs/METHOD.md §2 step 4, LogWeightIncrement), for ULA at
 // step size h.
 func (pop *Population[T]) Reweight(h float64) {
+	pop.prepareScratch()
 	For(pop.Chunks(), func(lo, hi int) {
 		pop.ReweightRange(lo*ChunkWalkers, min(pop.n, hi*ChunkWalkers), h)
 	})
 }
 
-// ReweightRange is Reweight on walkers [lo, hi).
+// ReweightRange is Reweight on walkers [lo, hi). With Precond, calls that
+// run at the same time must not share a chunk, and MoveChunks or Reweight
+// must have run since Precond was set.
 func (pop *Population[T]) ReweightRange(lo, hi int, h float64) {
 	d := pop.d
+	if pop.Precond != nil {
+		pop.logRatios(lo, hi, h, func(i int, r float64) { pop.A[i] += r })
+		return
+	}
 	for i := lo; i < hi; i++ {
 		r := i * d
 		pop.A[i] += LogWeightIncrement(h, pop.UPrev[i], pop.U[i], pop.XPrev[r:r+d], pop.X[r:r+d], pop.GPrev[r:r+d], pop.G[r:r+d])
+	}
+}
+
+// logRatios calls f(i, ΔA_i) for every walker i in [lo, hi), ΔA_i the
+// preconditioned increment of its last move and evaluation, one chunk's
+// part at a time.
+func (pop *Population[T]) logRatios(lo, hi int, h float64, f func(i int, r float64)) {
+	d := pop.d
+	var out [ChunkWalkers]float64
+	for a := lo; a < hi; {
+		c := a / ChunkWalkers
+		b := min(hi, (c+1)*ChunkWalkers)
+		n := b - a
+		logRatioRows(pop.Precond, h, pop.UPrev[a:b], pop.U[a:b], pop.XPrev[a*d:b*d], pop.X[a*d:b*d], pop.GPrev[a*d:b*d], pop.G[a*d:b*d], n, pop.scratch(c), out[:n])
+		for i := 0; i < n; i++ {
+			f(a+i, out[i])
+		}
+		a = b
+	}
+}
+
+// Accept completes a Metropolis-adjusted Langevin (MALA) step at fixed
+// energy (docs/METHOD.md §8, "MALA with work-only weights"): after Move
+// (the proposal, preconditioned with Precond) and an evaluation of U and G
+// at the proposed positions under the same energy, every walker accepts
+// its proposal with probability min(1, e^r), r the log
+// Metropolis–Hastings ratio
+//
+//	r = [−U(y) + log q(y→x)] − [−U(x) + log q(x→y)] = −α(y, x) + α(x, y),
+//
+// the increment of Reweight (LogWeightIncrement or PreconditionedIncrement)
+// in float64. The uniform of walker i comes from the stream (key, chunk of
+// i). A rejected walker gets back its position, energy and gradient from
+// before the move; a NaN ratio rejects. The log-weights are not touched.
+// accepted, when non-nil (length N), receives each walker's outcome; the
+// number accepted is returned.
+func (pop *Population[T]) Accept(h float64, key uint64, accepted []bool) int {
+	pop.prepareScratch()
+	counts := make([]int, pop.Chunks())
+	For(pop.Chunks(), func(first, end int) {
+		for c := first; c < end; c++ {
+			lo, hi := ChunkWalkerRange(c, pop.n)
+			rng := pop.noise.Chunk(key, c)
+			decide := func(i int, r float64) {
+				ok := math.Log(rng.Float64()) < r
+				if accepted != nil {
+					accepted[i] = ok
+				}
+				if ok {
+					counts[c]++
+					return
+				}
+				d := pop.d
+				copy(pop.X[i*d:(i+1)*d], pop.XPrev[i*d:(i+1)*d])
+				copy(pop.G[i*d:(i+1)*d], pop.GPrev[i*d:(i+1)*d])
+				pop.U[i] = pop.UPrev[i]
+			}
+			if pop.Precond != nil {
+				pop.logRatios(lo, hi, h, decide)
+				continue
+			}
+			d := pop.d
+			for i := lo; i < hi; i++ {
+				r := i * d
+				decide(i, LogWeightIncrement(h, pop.UPrev[i], pop.U[i], pop.XPrev[r:r+d], pop.X[r:r+d], pop.GPrev[r:r+d], pop.G[r:r+d]))
+			}
+		}
+	})
+	n := 0
+	for _, v := range counts {
+		n += v
+	}
+	return n
+}
+
+// AddWork adds the work term of a parameter change to every walker's
+// log-weight, A_i ← A_i − [U_i − before_i], for U the energies at the
+// walkers' (unchanged) positions under the new parameters and before
+// those under the old ones (docs/METHOD.md §2, "Variants").
+func (pop *Population[T]) AddWork(before []float64) {
+	for i, u := range pop.U {
+		pop.A[i] -= u - before[i]
 	}
 }
 

@@ -18,6 +18,11 @@ type checkpointState struct {
 	MonLogZRef  float64 `json:"monitor_log_z_ref"`
 	MonResamp   int     `json:"monitor_resamplings"`
 	MeanUData   float64 `json:"mean_u_data"`
+	// MALA acceptance counts (walkers.kernel mala) and the last
+	// iteration's rate, "NaN" before the first
+	Accepted   int64  `json:"mala_accepted,omitempty"`
+	Proposed   int64  `json:"mala_proposed,omitempty"`
+	LastAccept string `json:"mala_last_accept,omitempty"`
 }
 
 func toF64[T Float](v []T) []float64 {
@@ -51,7 +56,11 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 		return nil, err
 	}
 	st := checkpointState{Iter: t.iter, Elapsed: elapsed, OptT: t.opt.t, LogZRef: t.pop.LogZRef,
-		Resamplings: t.pop.Resamplings, MeanUData: t.lastMeanUData}
+		Resamplings: t.pop.Resamplings, MeanUData: t.lastMeanUData,
+		Accepted: t.mala.Accepted, Proposed: t.mala.Proposed}
+	if t.cfg.Walkers.Kernel == "mala" {
+		st.LastAccept = strconv.FormatFloat(t.mala.Last, 'g', -1, 64)
+	}
 	put := func(prefix string, pop *population[T]) {
 		c.PutFloats(prefix+"walkers", toF64(pop.X))
 		c.PutFloats(prefix+"energies", pop.U)
@@ -111,9 +120,12 @@ func (t *trainer[T]) restore(c *models.Container) error {
 	if err != nil {
 		return err
 	}
-	if fmt.Sprint(p.Spec) != fmt.Sprint(t.cfg.Model.Spec) {
-		return fmt.Errorf("train: checkpoint model %+v does not match the config's %+v", p.Spec, t.cfg.Model.Spec)
+	if err := sameSpec(p.Spec, t.cfg.Model.Spec); err != nil {
+		return err
 	}
+	// a fitted PCA base comes from the checkpoint, bit for bit, whatever a
+	// new fit to the same data gives
+	t.cfg.Model.Spec = p.Spec
 	if err := t.build(p); err != nil {
 		return err
 	}
@@ -170,5 +182,11 @@ func (t *trainer[T]) restore(c *models.Container) error {
 	t.iter, t.elapsed = st.Iter, st.Elapsed
 	t.pop.LogZRef, t.pop.Resamplings = st.LogZRef, st.Resamplings
 	t.lastMeanUData = st.MeanUData
+	t.mala.Accepted, t.mala.Proposed, t.mala.Last = st.Accepted, st.Proposed, math.NaN()
+	if st.LastAccept != "" {
+		if t.mala.Last, err = strconv.ParseFloat(st.LastAccept, 64); err != nil {
+			return fmt.Errorf("train: checkpoint MALA acceptance %q: %w", st.LastAccept, err)
+		}
+	}
 	return nil
 }

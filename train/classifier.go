@@ -73,6 +73,10 @@ type Classifier struct {
 	C, H, W int   // input shape
 	Hidden  int
 	Params  [][]float64
+	// TestAccuracy is the share of held-out images of Classes that Label
+	// gets right (Accuracy on a test split), 0 when unknown; SaveClassifier
+	// keeps it in the file.
+	TestAccuracy float64
 
 	mu   sync.Mutex
 	pred *clsNet[float32] // inference graph, built on first use
@@ -86,8 +90,9 @@ type clsArch struct {
 }
 
 func (a clsArch) geoms() (convGeom, convGeom) {
-	g1 := newConvGeom(a.in, models.ConvLayer{Out: 16, Kernel: 5, Stride: 2, Pad: 2})
-	g2 := newConvGeom([3]int{g1.Out, g1.Ho, g1.Wo}, models.ConvLayer{Out: 32, Kernel: 3, Stride: 2, Pad: 1})
+	l := models.ClassifierConvs()
+	g1 := newConvGeom(a.in, l[0])
+	g2 := newConvGeom([3]int{g1.Out, g1.Ho, g1.Wo}, l[1])
 	return g1, g2
 }
 

@@ -6,28 +6,17 @@ import (
 	"github.com/jarzyn/jarzyn/models"
 )
 
-// classifierHeader is the JSON section of a classifier file.
-type classifierHeader struct {
-	Classes []int `json:"classes"`
-	C       int   `json:"c"`
-	H       int   `json:"h"`
-	W       int   `json:"w"`
-	Hidden  int   `json:"hidden"`
-}
-
-// classifierKind is the container kind of a classifier file.
-const classifierKind = "classifier"
-
 // SaveClassifier writes c to path as a sealed container file (kind
-// "classifier": its classes, input shape, hidden width and parameter
-// tensors), atomically.
+// models.ClassifierKind: its models.ClassifierHeader — classes, input
+// shape, hidden width, accuracy — and parameter tensors), atomically.
 func SaveClassifier(path string, c *Classifier) error {
-	f := models.NewContainer(classifierKind)
-	if err := f.PutJSON("classifier", classifierHeader{Classes: c.Classes, C: c.C, H: c.H, W: c.W, Hidden: c.Hidden}); err != nil {
+	f := models.NewContainer(models.ClassifierKind)
+	h := models.ClassifierHeader{Classes: c.Classes, C: c.C, H: c.H, W: c.W, Hidden: c.Hidden, Accuracy: c.TestAccuracy}
+	if err := f.PutJSON(models.ClassifierHeaderSection, h); err != nil {
 		return err
 	}
 	for k, p := range c.Params {
-		f.PutFloats(fmt.Sprintf("param/%d", k), p)
+		f.PutFloats(models.ClassifierParamSection(k), p)
 	}
 	return models.WriteContainer(path, f)
 }
@@ -39,11 +28,11 @@ func LoadClassifier(path string) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.Kind != classifierKind {
+	if f.Kind != models.ClassifierKind {
 		return nil, fmt.Errorf("train: %s is a %q file, not a classifier", path, f.Kind)
 	}
-	var h classifierHeader
-	if err := f.JSON("classifier", &h); err != nil {
+	var h models.ClassifierHeader
+	if err := f.JSON(models.ClassifierHeaderSection, &h); err != nil {
 		return nil, err
 	}
 	const maxSide, maxHidden = 1024, 1 << 16
@@ -56,9 +45,12 @@ func LoadClassifier(path string) (*Classifier, error) {
 	if _, err := classIndex(h.Classes); err != nil {
 		return nil, fmt.Errorf("train: %s: %w", path, err)
 	}
-	c := &Classifier{Classes: h.Classes, C: h.C, H: h.H, W: h.W, Hidden: h.Hidden}
+	if !(h.Accuracy >= 0 && h.Accuracy <= 1) {
+		return nil, fmt.Errorf("train: %s: classifier accuracy %v is not in [0, 1]", path, h.Accuracy)
+	}
+	c := &Classifier{Classes: h.Classes, C: h.C, H: h.H, W: h.W, Hidden: h.Hidden, TestAccuracy: h.Accuracy}
 	for k, shape := range c.arch().shapes() {
-		v, err := f.Floats(fmt.Sprintf("param/%d", k))
+		v, err := f.Floats(models.ClassifierParamSection(k))
 		if err != nil {
 			return nil, err
 		}

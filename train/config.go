@@ -59,9 +59,19 @@ type ModelConfig struct {
 	MeanOverrides [][]float64 `mapstructure:"mean_overrides"`
 	// BaseFit "data" sets the base N(μ0, σ0²I) of the mlp and conv families
 	// from the training data: μ0 the per-coordinate mean, σ0² the mean
-	// per-coordinate variance (replacing base_mean and base_std); "none"
-	// keeps them. The default value is "none".
+	// per-coordinate variance (replacing base_mean and base_std); "pca" sets
+	// the base N(μ0, Σ) with μ0 the data mean and Σ = base_eps·I plus the
+	// top base_rank principal components of the data (docs/METHOD.md §8,
+	// "A data-fitted Gaussian base"); "none" keeps them. The default value
+	// is "none".
 	BaseFit string `mapstructure:"base_fit"`
+	// BaseRank is the number of principal components of base_fit pca. The
+	// default value is 100.
+	BaseRank int `mapstructure:"base_rank"`
+	// BaseEps is ε of base_fit pca: the variance of the base in every
+	// direction outside the principal components, and added along them
+	// (σ0² = ε). The default value is 0.01.
+	BaseEps float64 `mapstructure:"base_eps"`
 	// Preset fills the conv architecture (family, dim, input_shape, conv,
 	// hidden, activation, leaky_slope) from a net of docs/METHOD.md §5:
 	// "mnist" (models.MNISTConvSpec), "cifar" (models.CIFARConvSpec), or ""
@@ -74,8 +84,26 @@ type DataConfig struct {
 	// Kind of data: "gmm", a Gaussian-mixture teacher, or "images", a
 	// mixture of prototype images (data.prototypes) of the model's
 	// input_shape with the teacher's masses and pixel noise stds (family
-	// conv). The default value is "gmm".
+	// conv), or image files: "mnist" (1×28×28) or "cifar10" (3×32×32, the
+	// binary batches), read from data.path, pixels scaled to [−1, 1]. The
+	// default value is "gmm".
 	Kind string `mapstructure:"kind"`
+	// Path is the folder of the image files (kinds mnist, cifar10). For
+	// mnist the default value is $JARZYN_MNIST_DIR, else .deps/mnist under
+	// the working directory (where `make setup` puts them); cifar10 has no
+	// default.
+	Path string `mapstructure:"path"`
+	// Classes and Counts pick the training images of a file kind: the first
+	// Counts[k] images of class Classes[k] in file order; data.n is then
+	// their sum. The default value for mnist is digits [2, 3, 6] at [5600,
+	// 2800, 1400] (masses 4/7, 2/7, 1/7, docs/METHOD.md §5.2), for cifar10
+	// all ten classes at 5000.
+	Classes []int `mapstructure:"classes"`
+	Counts  []int `mapstructure:"counts"`
+	// Noise adds N(0, noise²) to every pixel of a file kind once, when the
+	// data set is loaded (from the data stream of the seed). The default
+	// value is 0.
+	Noise float64 `mapstructure:"noise"`
 	// Prototypes names the prototype set of kind images (datasets.Prototypes).
 	// The default value is "strokes".
 	Prototypes string `mapstructure:"prototypes"`
@@ -104,6 +132,14 @@ type WalkerConfig struct {
 	// Monitor is the size of an optional second walker population that follows the same θ path with
 	// its own weights but never enters the gradient (an unbiased log Ẑ / CE). 0 disables it. The default value is 0.
 	Monitor int `mapstructure:"monitor"`
+	// Kernel moves the walkers: "ula" (the unadjusted Langevin step of docs/METHOD.md §2, with the
+	// weights of §2) or "mala" (Metropolis-adjusted, at the new parameters, with work-only weights:
+	// docs/METHOD.md §8). The default value is "ula".
+	Kernel string `mapstructure:"kernel"`
+	// Preconditioner is the matrix M of the Langevin steps, x ← x − h·M·∇U + √(2h)·M^{1/2}·ξ: "none"
+	// (M = I), "base" (M = Σ, the base's covariance), or "auto" (base with model.base_fit pca, none
+	// otherwise). The default value is "auto".
+	Preconditioner string `mapstructure:"preconditioner"`
 }
 
 // ResampleConfig sets ESS-triggered resampling (jarzynski only).
@@ -159,6 +195,16 @@ type LogConfig struct {
 	Grid int `mapstructure:"grid"`
 	// EvalEvery: model masses and exact KL (quadrature for the MLP family) every this many rows; GMM rows always have them. The default value is 10.
 	EvalEvery int `mapstructure:"eval_every"`
+	// Classifier is a classifier file (jarzyn-train classifier) of the model's image shape; when
+	// set, the walkers are labelled every classify_every iterations: weighted class fractions
+	// and the confident fraction in metrics.csv and summary.json, plots/classes.png (docs/METHOD.md §5.2).
+	// The default value is "" (none).
+	Classifier string `mapstructure:"classifier"`
+	// ClassifyEvery: iterations between labellings, a multiple of log.every; 0 means log.every. The default value is 0.
+	ClassifyEvery int `mapstructure:"classify_every"`
+	// ImageGridEvery: for image models, an 8×8 grid of walkers drawn by weight, plots/grid_<iter>.png, every this many
+	// iterations (and plots/grid_final.png at the end with log.plots); 0 draws only the final one. The default value is 0.
+	ImageGridEvery int `mapstructure:"image_grid_every"`
 }
 
 // DefaultConfig returns the documented defaults.
@@ -166,10 +212,10 @@ func DefaultConfig() Config {
 	return Config{
 		Name: "run", Method: Jarzynski, Dtype: "float64", Device: "cpu", Iterations: 1000,
 		Model: ModelConfig{Spec: models.Spec{Family: models.MLP, Dim: 2, Hidden: []int{32, 32},
-			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01, BaseFit: "none"},
+			Activation: models.SiLU, BaseStd: 1}, MeanScale: 0.01, BaseFit: "none", BaseRank: 100, BaseEps: 0.01},
 		Data: DataConfig{Kind: "gmm", Prototypes: "strokes", N: 10000, Split: true, Teacher: datasets.Teacher{
 			Means: [][]float64{{-4, -2}, {4, -2}, {0, 4}}, Masses: []float64{0.5, 0.3, 0.2}}},
-		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto"},
+		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto", Kernel: "ula", Preconditioner: "auto"},
 		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
 		CD:        CDConfig{ResetEvery: 4, LRMultiplier: 1},
 		Optimizer: OptimizerConfig{Kind: "adam", LR: 1e-3, GroupLR: map[string]float64{}, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "constant"},
@@ -247,12 +293,20 @@ func (c *Config) validateModel() error {
 	}
 	switch c.Model.BaseFit {
 	case "none":
-	case "data":
+	case "data", "pca":
 		if c.Model.Family == models.GMM {
-			return config.Errorf("model.base_fit", "data applies to the mlp and conv families, not gmm")
+			return config.Errorf("model.base_fit", "%s applies to the mlp and conv families, not gmm", c.Model.BaseFit)
 		}
 	default:
-		return config.Errorf("model.base_fit", "must be none or data, got %q", c.Model.BaseFit)
+		return config.Errorf("model.base_fit", "must be none, data or pca, got %q", c.Model.BaseFit)
+	}
+	if c.Model.BaseFit == "pca" {
+		if c.Model.BaseRank < 1 || c.Model.BaseRank > c.Model.Dim {
+			return config.Errorf("model.base_rank", "must be in [1, model.dim=%d] for base_fit pca, got %d", c.Model.Dim, c.Model.BaseRank)
+		}
+		if !(c.Model.BaseEps > 0) {
+			return config.Errorf("model.base_eps", "must be > 0 for base_fit pca, got %v", c.Model.BaseEps)
+		}
 	}
 	for i, o := range c.Model.MeanOverrides {
 		if len(o) != 3 || o[0] != math.Trunc(o[0]) || o[1] != math.Trunc(o[1]) || (c.Model.Family == models.GMM &&
@@ -266,14 +320,24 @@ func (c *Config) validateModel() error {
 // validateData checks the data keys and the teacher.
 func (c *Config) validateData() error {
 	bad := config.Errorf
-	if c.Data.Kind != "gmm" && c.Data.Kind != "images" {
-		return bad("data.kind", "must be gmm or images, got %q", c.Data.Kind)
+	switch c.Data.Kind {
+	case DataGMM, DataImages:
+	case DataMNIST, DataCIFAR10:
+		c.Data.normalizeFileData()
+		if err := c.validateFileData(); err != nil {
+			return err
+		}
+	default:
+		return bad("data.kind", "must be gmm, images, mnist or cifar10, got %q", c.Data.Kind)
 	}
 	if c.Data.N <= 0 {
 		return bad("data.n", "must be > 0, got %d", c.Data.N)
 	}
 	if c.Data.Batch < 0 || c.Data.Batch > c.Data.N {
 		return bad("data.batch", "must be in [0, data.n=%d], got %d", c.Data.N, c.Data.Batch)
+	}
+	if c.Data.fromFiles() {
+		return nil
 	}
 	if _, err := c.teacher(); err != nil {
 		return err
@@ -301,6 +365,18 @@ func (c *Config) validateWalkers() error {
 	}
 	if c.Walkers.Monitor < 0 {
 		return bad("walkers.monitor", "must be >= 0, got %d", c.Walkers.Monitor)
+	}
+	if c.Walkers.Kernel != "ula" && c.Walkers.Kernel != "mala" {
+		return bad("walkers.kernel", "must be ula or mala, got %q", c.Walkers.Kernel)
+	}
+	switch c.Walkers.Preconditioner {
+	case "auto", "none":
+	case "base":
+		if c.Model.Family == models.GMM {
+			return bad("walkers.preconditioner", "base needs the mlp or conv family (a base Gaussian), got gmm")
+		}
+	default:
+		return bad("walkers.preconditioner", "must be auto, none or base, got %q", c.Walkers.Preconditioner)
 	}
 	if c.Resample.Threshold < 0 || c.Resample.Threshold > 1 {
 		return bad("resample.threshold", "must be in [0, 1], got %v", c.Resample.Threshold)
@@ -389,6 +465,18 @@ func (c *Config) validateLog() error {
 	}
 	if c.Log.Grid < 10 {
 		return bad("log.grid", "must be >= 10, got %d", c.Log.Grid)
+	}
+	if c.Log.ClassifyEvery < 0 || c.Log.ClassifyEvery%c.Log.Every != 0 || c.Log.ClassifyEvery > MaxIterations {
+		return bad("log.classify_every", "must be 0 or a multiple of log.every=%d, got %d", c.Log.Every, c.Log.ClassifyEvery)
+	}
+	if c.Log.Classifier != "" && len(c.Model.InputShape) != 3 {
+		return bad("log.classifier", "labels images: needs an image model (model.input_shape [C, H, W]), got family %s", c.Model.Family)
+	}
+	if c.Log.ImageGridEvery < 0 || c.Log.ImageGridEvery%c.Log.Every != 0 || c.Log.ImageGridEvery > MaxIterations {
+		return bad("log.image_grid_every", "must be 0 or a multiple of log.every=%d, got %d", c.Log.Every, c.Log.ImageGridEvery)
+	}
+	if c.Log.ImageGridEvery > 0 && len(c.Model.InputShape) != 3 {
+		return bad("log.image_grid_every", "draws images: needs an image model (model.input_shape [C, H, W]), got family %s", c.Model.Family)
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ type walkerEval[T Float] struct {
 	ps     *paramSet[T]
 	convK  []*convKernel[T] // conv family: one per convolution
 	coef   []T              // scratch: c in T (conv)
+	saved  [][]T            // per-layer caches kept for a MALA step (saveCaches)
 }
 
 func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.VMOpt) (*walkerEval[T], error) {

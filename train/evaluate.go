@@ -126,6 +126,9 @@ func quadrature2D(p *models.Params, teacher datasets.Teacher, data []float64, gr
 // mode's Voronoi cell: Σ_i p_i [nearest mean of X_i is j], p = softmax(A).
 // With exact weights it estimates the model's mass per mode.
 func walkerModeMasses[T Float](teacher datasets.Teacher, pop *smc.Population[T]) []float64 {
+	if len(teacher.Means) == 0 {
+		return nil // image files: no modes to measure
+	}
 	p := make([]float64, pop.N())
 	smc.Normalize(pop.A, p)
 	d := pop.Dim()

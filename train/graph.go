@@ -198,8 +198,9 @@ func linearStack[T Float](h *G.Node, params G.Nodes, layers int, act func(*G.Nod
 // which saves the graphs two n×d temporaries and a broadcast per evaluation
 // and leaves parameter gradients unchanged.
 type quadratic struct {
-	c  float64
-	mu []float64 // nil means 0
+	c   float64
+	mu  []float64    // nil means 0
+	low *lowRankBase // the base's own directions (Spec.BaseVectors); nil when none
 }
 
 func quadraticOf(spec models.Spec) quadratic {
@@ -213,6 +214,7 @@ func quadraticOf(spec models.Spec) quadratic {
 			break
 		}
 	}
+	q.low = newLowRankBase(spec)
 	return q
 }
 
@@ -234,6 +236,9 @@ func addQuadratic[T Float](q quadratic, x []T, d int, u []float64, grad []T) {
 				}
 			}
 			u[i] += q.c * s
+		}
+		if q.low != nil {
+			addLowRank(q.low, x[lo*d:hi*d], q.mu, u[lo:hi], rowsOrNil(grad, lo*d, hi*d))
 		}
 	})
 }

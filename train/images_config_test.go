@@ -37,7 +37,8 @@ func TestImagesTeacherConfig(t *testing.T) {
 		{"mlp", func(c *Config) { c.Model.Spec = DefaultConfig().Model.Spec }, "data.kind"},
 		{"unknown set", func(c *Config) { c.Data.Prototypes = "digits" }, "data.prototypes"},
 		{"three masses", func(c *Config) { c.Data.Teacher.Masses = []float64{1, 1, 1} }, "data.teacher.masses"},
-		{"kind", func(c *Config) { c.Data.Kind = "mnist" }, "data.kind"},
+		{"kind", func(c *Config) { c.Data.Kind = "cifar100" }, "data.kind"},
+		{"mnist shape", func(c *Config) { c.Data.Kind = "mnist" }, "model.dim"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := conv()

@@ -55,8 +55,13 @@ type Summary struct {
 	CE             *float64        `json:"ce"`
 	ExactKL        *float64        `json:"exact_kl"`
 	EstimatedKL    *float64        `json:"estimated_kl"`
-	TeacherEntropy float64         `json:"teacher_entropy"`
+	TeacherEntropy *float64        `json:"teacher_entropy"` // null without a teacher (image files)
 	ConfigDigest   string          `json:"config_digest"`
+	// Accept is the MALA acceptance rate of the gradient population over
+	// the run (walkers.kernel mala); absent with ULA.
+	Accept *float64 `json:"accept,omitempty"`
+	// ClassSummary holds the class fractions when log.classifier is set.
+	*ClassSummary
 }
 
 // TeacherSummary describes the mixture teacher.
@@ -118,6 +123,10 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	cm, err := newClassMetric(cfg, t.labels, t.data)
+	if err != nil {
+		return nil, err
+	}
 	cfgYAML, err := cfg.YAML()
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -131,7 +140,7 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	if err := atomicfile.WriteFile(filepath.Join(dir, ConfigFile), cfgYAML, 0o644); err != nil {
 		return nil, err
 	}
-	mw, err := openMetrics(filepath.Join(dir, MetricsFile), len(t.teacher.Means), t.mon != nil, opts.Resume)
+	mw, err := openMetrics(filepath.Join(dir, MetricsFile), len(t.teacher.Means), t.mon != nil, cm.classes(), opts.Resume, cfg.Walkers.Kernel == "mala")
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +154,7 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	start := time.Now()
 	hooks := Hooks{
 		Row: func(r row, total int) {
+			cm.atRow(t, &r, dir, log)
 			mw.write(r)
 			bar.Update(r.Iter, "ce", r.CE, "ess", r.ESS, "resamplings", r.Resamplings)
 		},
@@ -181,9 +191,11 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	seconds := t.elapsed + time.Since(start).Seconds()
 	final := t.metrics(start, true) // evaluated: mean U over the whole data set
 	final.Seconds = seconds
+	cm.atEnd(t, &final, log)
 	mw.write(final)
 	mw.close()
 	sum := t.summary(final, seconds)
+	sum.ClassSummary = cm.summary(final.Classes)
 	b, _ := json.MarshalIndent(sum, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(dir, SummaryFile), append(b, '\n'), 0o644); err != nil {
 		return nil, err
@@ -199,6 +211,9 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 		if err := writePlots(dir, t.ps.params(), t.teacher, t.data, toF64(t.pop.X), cfg.Log.Grid); err != nil {
 			log.Warn("plots failed", "err", err)
 		}
+		if err := cm.plots(t, dir); err != nil {
+			log.Warn("class-fraction plots failed", "err", err)
+		}
 	}
 	return sum, nil
 }
@@ -206,11 +221,17 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 func (t *trainer[T]) summary(final row, seconds float64) *Summary {
 	s := &Summary{Method: t.cfg.Method, Seed: t.cfg.Seed, Dtype: t.cfg.Dtype, Iterations: t.iter, Seconds: seconds,
 		CEEstimate: fptr(final.CE), LogZEstimate: fptr(final.LogZ), ESS: final.ESS, Resamplings: final.Resamplings,
-		MonitorLogZ: fptr(final.MonLogZ), MonitorCE: fptr(final.MonCE), TeacherEntropy: -t.logRhoStar,
+		MonitorLogZ: fptr(final.MonLogZ), MonitorCE: fptr(final.MonCE), TeacherEntropy: fptr(-t.logRhoStar),
 		ConfigDigest: t.cfg.Digest(),
-		Teacher:      &TeacherSummary{Means: t.teacher.Means, Masses: t.teacher.Masses, Stds: t.teacher.Stds}}
+	}
+	if len(t.teacher.Means) > 0 {
+		s.Teacher = &TeacherSummary{Means: t.teacher.Means, Masses: t.teacher.Masses, Stds: t.teacher.Stds}
+	}
 	if seconds > 0 {
 		s.ItersPerSecond = float64(t.iter) / seconds
+	}
+	if t.mala.Proposed > 0 {
+		s.Accept = fptr(float64(t.mala.Accepted) / float64(t.mala.Proposed))
 	}
 	if ev := final.Eval; ev != nil {
 		s.ModeMasses = ev.ModeMasses
@@ -222,13 +243,18 @@ func (t *trainer[T]) summary(final row, seconds float64) *Summary {
 
 // metricsWriter appends rows to metrics.csv, flushing each one.
 type metricsWriter struct {
-	f     *os.File
-	modes int
-	mon   bool
+	f       *os.File
+	modes   int
+	mon     bool
+	classes []int // classifier labels (log.classifier), nil without
+	accept  bool  // the MALA acceptance column (walkers.kernel mala)
 }
 
-func metricsHeader(modes int, mon bool) string {
+func metricsHeader(modes int, mon bool, classes []int, accept bool) string {
 	cols := []string{"iter", "seconds", "ce_estimate", "log_z_estimate", "ess", "resamplings", "mean_u_data", "mean_u_walkers", "grad_norm"}
+	if accept {
+		cols = append(cols, "accept")
+	}
 	if mon {
 		cols = append(cols, "log_z_monitor", "ce_monitor", "ess_monitor")
 	}
@@ -236,10 +262,11 @@ func metricsHeader(modes int, mon bool) string {
 		cols = append(cols, fmt.Sprintf("mass_%d", j))
 	}
 	cols = append(cols, "log_z", "exact_kl", "estimated_kl")
+	cols = append(cols, classColumns(classes)...)
 	return strings.Join(cols, ",")
 }
 
-func openMetrics(path string, modes int, mon, appendOnly bool) (*metricsWriter, error) {
+func openMetrics(path string, modes int, mon bool, classes []int, appendOnly, accept bool) (*metricsWriter, error) {
 	flag := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if appendOnly {
 		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
@@ -249,9 +276,9 @@ func openMetrics(path string, modes int, mon, appendOnly bool) (*metricsWriter, 
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if st, _ := f.Stat(); st.Size() == 0 {
-		fmt.Fprintln(f, metricsHeader(modes, mon))
+		fmt.Fprintln(f, metricsHeader(modes, mon, classes, accept))
 	}
-	return &metricsWriter{f: f, modes: modes, mon: mon}, nil
+	return &metricsWriter{f: f, modes: modes, mon: mon, classes: classes, accept: accept}, nil
 }
 
 func num(v float64) string {
@@ -267,6 +294,9 @@ func (m *metricsWriter) write(r row) {
 	}
 	f := []string{strconv.Itoa(r.Iter), num(r.Seconds), num(r.CE), num(r.LogZ), num(r.ESS), strconv.Itoa(r.Resamplings),
 		num(r.MeanUData), num(r.MeanUWalk), num(r.GradNorm)}
+	if m.accept {
+		f = append(f, num(r.Accept))
+	}
 	if m.mon {
 		f = append(f, num(r.MonLogZ), num(r.MonCE), num(r.MonESS))
 	}
@@ -282,6 +312,7 @@ func (m *metricsWriter) write(r row) {
 	} else {
 		f = append(f, "", "", "")
 	}
+	f = append(f, classCells(m.classes, r.Classes)...)
 	fmt.Fprintln(m.f, strings.Join(f, ","))
 }
 

@@ -22,6 +22,7 @@ type trainer[T Float] struct {
 	cfg           Config
 	teacher       datasets.Teacher
 	data          []float64 // n×d
+	labels        []int     // class (teacher mode) of each data point
 	dataT         []T
 	ps            *paramSet[T]
 	opt           *optimizer[T]
@@ -38,6 +39,7 @@ type trainer[T Float] struct {
 	lastGradNorm  float64
 	snap          snapshot[T]
 	negP          []float64 // −p: the walker coefficients of the fused gradient
+	mala          *malaState
 }
 
 // snapshot is the small part of the state at the start of an iteration, kept
@@ -74,27 +76,27 @@ func (c *Config) lrScale() float64 {
 }
 
 func newTrainer[T Float](cfg Config) (*trainer[T], error) {
-	t := &trainer[T]{cfg: cfg}
-	teacher, err := cfg.teacher()
-	if err != nil {
+	t := &trainer[T]{cfg: cfg, mala: &malaState{Last: math.NaN()}}
+	if cfg.Data.fromFiles() {
+		t.cfg.Data.normalizeFileData()
+		cfg = t.cfg
+	}
+	var err error
+	if t.teacher, t.data, t.labels, t.logRhoStar, err = loadData(cfg); err != nil {
 		return nil, err
 	}
-	t.teacher = teacher
-	// the data set has its own stream, so it never depends on other settings
-	dataRNG := rand.New(rand.NewPCG(cfg.Seed, 0xda7a))
-	t.data, _ = teacher.Sample(cfg.Data.N, cfg.Data.Split, dataRNG)
-	t.dataT = make([]T, len(t.data))
-	s := 0.0
 	d := cfg.Model.Dim
-	for i := 0; i < cfg.Data.N; i++ {
-		s += teacher.LogDensity(t.data[i*d : (i+1)*d])
-	}
+	t.dataT = make([]T, len(t.data))
 	for i, v := range t.data {
 		t.dataT[i] = T(v)
 	}
-	t.logRhoStar = s / float64(cfg.Data.N)
 	if cfg.Model.BaseFit == "data" {
 		t.cfg.Model.BaseMean, t.cfg.Model.BaseStd = fitBase(t.data, d)
+	}
+	if cfg.Model.BaseFit == "pca" {
+		if err := applyPCABase(&t.cfg.Model.Spec, t.data, cfg.Model.BaseRank, cfg.Model.BaseEps); err != nil {
+			return nil, err
+		}
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x6a61727a796e)
 	t.rng = rand.New(t.pcg)
@@ -168,6 +170,9 @@ func (t *trainer[T]) build(p *models.Params) error {
 	if t.batch == cfg.Data.N {
 		copy(t.pg.Data, t.dataT)
 	}
+	if err := t.setPreconditioner(); err != nil {
+		return err
+	}
 	t.negP = make([]float64, cfg.Walkers.N)
 	t.grads = make([][]T, len(t.ps.data))
 	t.snap.params = make([][]T, len(t.ps.data))
@@ -209,6 +214,10 @@ func sampleModel[T Float](p *models.Params, x []T, rng *rand.Rand) {
 			}
 		}
 	default:
+		if p.Spec.BaseRank() > 0 {
+			sampleBase(p.Spec, x, rng)
+			return
+		}
 		mu, s := p.Spec.Mu0(), p.Spec.BaseStd
 		for i := 0; i < n; i++ {
 			for k := 0; k < d; k++ {
@@ -239,7 +248,9 @@ type row struct {
 	MonLogZ     float64
 	MonCE       float64
 	MonESS      float64
-	Eval        *Evaluation // nil when not evaluated at this row
+	Accept      float64         // MALA acceptance rate of the last iteration; NaN with ULA
+	Eval        *Evaluation     // nil when not evaluated at this row
+	Classes     *ClassFractions // walkers' class fractions (log.classifier); nil when not labelled at this row
 }
 
 // Hooks receive progress from a running trainer.
@@ -309,8 +320,14 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 			evalRow := k%(cfg.Log.Every*cfg.Log.EvalEvery) == 0 && (cfg.Model.Family == models.GMM || cfg.Model.Dim == 2)
 			h.Row(t.metrics(start, evalRow), cfg.Iterations)
 		}
-		// 3–4: ULA at the old parameters, update θ, evaluate at θ_{k+1}, reweight
-		for j := 0; j < cfg.Walkers.ULASteps; j++ {
+		// 3–4: ULA at the old parameters, update θ, evaluate at θ_{k+1},
+		// reweight; or MALA with work-only weights (kernel.go)
+		if cfg.Walkers.Kernel == "mala" {
+			if err := t.malaMove(ctx, h, k, weighted, prevMeanU, prevNorm); err != nil {
+				return err
+			}
+		}
+		for j := 0; j < cfg.Walkers.ULASteps && cfg.Walkers.Kernel != "mala"; j++ {
 			if j > 0 && ctx.Err() != nil {
 				// cancelled between ULA steps (walkers.ula_steps can be
 				// large): checkpoint the start of this iteration, which
@@ -395,7 +412,7 @@ func (t *trainer[T]) takeSnapshot() {
 		s.monLogZref = t.mon.LogZRef
 	}
 	s.rng, _ = t.pcg.MarshalBinary()
-	if t.cfg.Walkers.ULASteps > 1 {
+	if t.cfg.Walkers.ULASteps > 1 || t.cfg.Walkers.Kernel == "mala" {
 		pops := t.pops()
 		if len(s.X) != len(pops) {
 			s.X, s.U, s.G = make([][]T, len(pops)), make([][]float64, len(pops)), make([][]T, len(pops))
@@ -451,7 +468,7 @@ func cloneFloats2(src, dst [][]float64) [][]float64 {
 func (t *trainer[T]) metrics(start time.Time, eval bool) row {
 	r := row{Iter: t.iter, Seconds: t.elapsed + time.Since(start).Seconds(), Resamplings: t.pop.Resamplings,
 		MeanUData: t.lastMeanUData, GradNorm: t.lastGradNorm, ESS: t.pop.ESS(),
-		LogZ: math.NaN(), CE: math.NaN(), MonLogZ: math.NaN(), MonCE: math.NaN(), MonESS: math.NaN()}
+		LogZ: math.NaN(), CE: math.NaN(), MonLogZ: math.NaN(), MonCE: math.NaN(), MonESS: math.NaN(), Accept: t.mala.Last}
 	if t.cfg.Method == Jarzynski {
 		r.LogZ = t.pop.LogZ()
 		r.CE = r.LogZ + r.MeanUData

@@ -3,6 +3,12 @@
 //
 //	jarzyn-train --config FILE [--out DIR] [--set key=value]...
 //	jarzyn-train --resume DIR [--set iterations=N]...
+//	jarzyn-train classifier --classes 2,3,6 --out DIR [--mnist .deps/mnist] [--epochs 8] [--seed 0]
+//
+// The classifier subcommand trains the image classifier that labels the
+// walkers of an MNIST run (docs/METHOD.md §5.2; the config key
+// log.classifier) and writes DIR/classifier.bin, DIR/classifier.onnx and
+// DIR/summary.json with its t10k accuracy.
 //
 // Exit status: 0 on success, 2 for a usage error (bad flag, missing --config,
 // extra arguments, an unknown config key or a refused value), 1 when the run
@@ -44,8 +50,12 @@ func main() {
 // run is the command line (args without the program name); it returns the
 // exit status. When ctx ends the run checkpoints and run returns 130.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "classifier" {
+		return runClassifier(ctx, args[1:], stdout, stderr)
+	}
 	flags := cli.NewFlagSet(name, "usage: jarzyn-train --config FILE [--out DIR] [--set key=value]...\n"+
 		"       jarzyn-train --resume DIR [--set key=value]...\n"+
+		"       jarzyn-train classifier --classes 2,3,6 --out DIR [flags]   (jarzyn-train classifier --help)\n"+
 		"Environment: JARZYN_<KEY> overrides the file (e.g. JARZYN_WALKERS_N=4096); --set overrides both.", stderr)
 	var (
 		cfgFile = flags.String("config", "", "experiment YAML `file` (see configs/)")
