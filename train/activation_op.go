@@ -23,8 +23,7 @@ import (
 type actOp struct {
 	act   models.Activation
 	slope float64
-	// out, when non-nil, keeps the output across runs (conv graphs; see
-	// convOp)
+	// out, when non-nil, keeps the output across runs (see convOp)
 	out *outBuf
 }
 
@@ -43,8 +42,15 @@ var (
 	_ G.UsePreallocDoer = actGradOp{}
 )
 
+// applyActivation adds f(x) with its output kept across runs; a CUDA build,
+// which copies the activations' inputs and outputs between host and device
+// around this op, keeps gorgonia's own output handling.
 func applyActivation(act models.Activation, x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(actOp{act: act}, x)
+	op := actOp{act: act}
+	if !CUDAEnabled {
+		op.out = &outBuf{}
+	}
+	return G.ApplyOp(op, x)
 }
 
 // applyActivationSlope is applyActivation with LeakyReLU's slope (resolved:

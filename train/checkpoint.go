@@ -23,6 +23,8 @@ type checkpointState struct {
 	Accepted   int64  `json:"mala_accepted,omitempty"`
 	Proposed   int64  `json:"mala_proposed,omitempty"`
 	LastAccept string `json:"mala_last_accept,omitempty"`
+	// warm-up steps taken (walkers.warmup_steps)
+	WarmupDone int `json:"warmup_done,omitempty"`
 }
 
 func toF64[T Float](v []T) []float64 {
@@ -57,7 +59,7 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 	}
 	st := checkpointState{Iter: t.iter, Elapsed: elapsed, OptT: t.opt.t, LogZRef: t.pop.LogZRef,
 		Resamplings: t.pop.Resamplings, MeanUData: t.lastMeanUData,
-		Accepted: t.mala.Accepted, Proposed: t.mala.Proposed}
+		Accepted: t.mala.Accepted, Proposed: t.mala.Proposed, WarmupDone: t.vs.warmupDone}
 	if t.cfg.Walkers.Kernel == "mala" {
 		st.LastAccept = strconv.FormatFloat(t.mala.Last, 'g', -1, 64)
 	}
@@ -182,6 +184,7 @@ func (t *trainer[T]) restore(c *models.Container) error {
 	t.iter, t.elapsed = st.Iter, st.Elapsed
 	t.pop.LogZRef, t.pop.Resamplings = st.LogZRef, st.Resamplings
 	t.lastMeanUData = st.MeanUData
+	t.vs.warmupDone = st.WarmupDone
 	t.mala.Accepted, t.mala.Proposed, t.mala.Last = st.Accepted, st.Proposed, math.NaN()
 	if st.LastAccept != "" {
 		if t.mala.Last, err = strconv.ParseFloat(st.LastAccept, 64); err != nil {

@@ -98,6 +98,7 @@ type classMetric struct {
 	gridEvery int       // iterations between image grids; 0 = only at the end
 	target    []float64 // class proportions of the data
 	lo, hi    float64   // pixel range of the grids
+	label     string    // appended to plot titles: " (heuristic weights)" with walkers.heuristic
 }
 
 // newClassMetric loads log.classifier (nil when unset), checks that it
@@ -105,7 +106,8 @@ type classMetric struct {
 // labels.
 func newClassMetric(cfg Config, labels []int, data []float64) (*classMetric, error) {
 	lo, hi := dataRange(data)
-	m := &classMetric{path: cfg.Log.Classifier, every: cfg.Log.ClassifyEvery, gridEvery: cfg.Log.ImageGridEvery, lo: lo, hi: hi}
+	m := &classMetric{path: cfg.Log.Classifier, every: cfg.Log.ClassifyEvery, gridEvery: cfg.Log.ImageGridEvery, lo: lo, hi: hi,
+		label: cfg.weightLabel()}
 	if m.every == 0 {
 		m.every = cfg.Log.Every
 	}
@@ -116,8 +118,12 @@ func newClassMetric(cfg Config, labels []int, data []float64) (*classMetric, err
 	if err != nil {
 		return nil, fmt.Errorf("train: log.classifier: %w", err)
 	}
-	if sh := cfg.Model.InputShape; len(sh) != 3 || sh[0] != clf.C || sh[1] != clf.H || sh[2] != clf.W {
-		return nil, fmt.Errorf("train: log.classifier %s takes %d×%d×%d images, but model.input_shape is %v", cfg.Log.Classifier, clf.C, clf.H, clf.W, sh)
+	if sh := cfg.imageShape(); len(sh) != 3 || sh[0] != clf.C || sh[1] != clf.H || sh[2] != clf.W {
+		what := "model.input_shape"
+		if len(cfg.Model.InputShape) != 3 {
+			what = "the image shape of data.kind " + cfg.Data.Kind
+		}
+		return nil, fmt.Errorf("train: log.classifier %s takes %d×%d×%d images, but %s is %v", cfg.Log.Classifier, clf.C, clf.H, clf.W, what, sh)
 	}
 	m.clf = clf
 	m.target = make([]float64, len(clf.Classes))
@@ -247,7 +253,7 @@ func classPlot(dir string, m *classMetric) error {
 		first, last = it[0], it[len(it)-1]
 	}
 	p := plot.New()
-	p.Title.Text = "weighted class fractions of the walkers (dashed: data)"
+	p.Title.Text = "weighted class fractions of the walkers (dashed: data)" + m.label
 	p.X.Label.Text, p.Y.Label.Text = "iteration", "fraction"
 	for k, c := range m.clf.Classes {
 		col := report.Colors[k%len(report.Colors)]
@@ -370,12 +376,7 @@ type trainerView interface {
 
 func (t *trainer[T]) classify(m *classMetric) (*ClassFractions, error) { return measureClasses(m, t) }
 
-func (t *trainer[T]) imageShape() []int {
-	if sh := t.cfg.Model.InputShape; len(sh) == 3 {
-		return sh
-	}
-	return nil
-}
+func (t *trainer[T]) imageShape() []int { return t.cfg.imageShape() }
 
 func (t *trainer[T]) grid(m *classMetric, path string, seed uint64) error {
 	x, w := walkerImages(t)

@@ -45,6 +45,7 @@ type Config struct {
 	Data      DataConfig      `mapstructure:"data"`
 	Walkers   WalkerConfig    `mapstructure:"walkers"`
 	Resample  ResampleConfig  `mapstructure:"resample"`
+	Loss      LossConfig      `mapstructure:"loss"`
 	CD        CDConfig        `mapstructure:"cd"`
 	Optimizer OptimizerConfig `mapstructure:"optimizer"`
 	Log       LogConfig       `mapstructure:"log"`
@@ -140,6 +141,31 @@ type WalkerConfig struct {
 	// (M = I), "base" (M = Σ, the base's covariance), or "auto" (base with model.base_fit pca, none
 	// otherwise). The default value is "auto".
 	Preconditioner string `mapstructure:"preconditioner"`
+	// Move is the number of walkers moved per iteration, a random subset drawn from the run's
+	// stream; every walker, moved or not, gets the work term of the parameter change at its
+	// position (docs/METHOD.md §2, "Variants"). 0 moves all. A monitor population moves the same
+	// fraction of its walkers (at least one). The default value is 0.
+	Move int `mapstructure:"move"`
+	// Heuristic allows the paper's heuristic settings below (docs/METHOD.md §5.2), under which the
+	// log-weights, log Ẑ and the CE estimate are no longer exact: summary.json then has
+	// "heuristic_weights": true, and the log and the titles of the run plots (masses, kl, ess,
+	// energy) say "heuristic weights". It is
+	// refused for walkers.kernel mala and with a preconditioner. The default value is false.
+	Heuristic bool `mapstructure:"heuristic"`
+	// NoiseStd is the standard deviation of the Langevin noise, decoupled from the step size
+	// (walkers.heuristic only); 0 means √(2h), the exact value. The default value is 0.
+	NoiseStd float64 `mapstructure:"noise_std"`
+	// DriftClamp clamps every coordinate of the drift h·∇U to [−drift_clamp, drift_clamp]
+	// (walkers.heuristic only); 0 does not clamp. The default value is 0.
+	DriftClamp float64 `mapstructure:"drift_clamp"`
+	// RevertOutside puts every coordinate that a move takes out of the data range [min, max]
+	// (over the whole data set) back to its value before the move; a coordinate already outside
+	// moves freely (walkers.heuristic only). The default value is false.
+	RevertOutside bool `mapstructure:"revert_outside"`
+	// WarmupSteps Langevin steps at θ0 move every walker before the first iteration, without
+	// weights: the log-weights stay 0 as if the walkers were still samples of ρ_θ0
+	// (walkers.heuristic only). The default value is 0.
+	WarmupSteps int `mapstructure:"warmup_steps"`
 }
 
 // ResampleConfig sets ESS-triggered resampling (jarzynski only).
@@ -150,6 +176,24 @@ type ResampleConfig struct {
 	Scheme string `mapstructure:"scheme"`
 	// Warmup: no resampling before this iteration. The default value is 0.
 	Warmup int `mapstructure:"warmup"`
+	// Criterion decides when to resample: "ess" (ESS/N < threshold, threshold in [0, 1]), "std"
+	// (the sample standard deviation of w/mean(w), w = e^A, above threshold, as the paper's
+	// MNIST runs), or "loss_ess" (the ESS of the log-weights of this iteration's loss subset,
+	// loss.walkers, below threshold, a number of walkers; a monitor population uses ESS/N <
+	// threshold/loss.walkers). Threshold 0 never resamples. The default value is "ess".
+	Criterion string `mapstructure:"criterion"`
+}
+
+// LossConfig sets the walker side of the loss (docs/METHOD.md §2, "Variants").
+type LossConfig struct {
+	// Walkers is the size of the random subset of walkers (from the run's stream, each
+	// iteration) whose weights, renormalised inside it, make the walker term of the gradient;
+	// 0 uses all walkers. The default value is 0.
+	Walkers int `mapstructure:"walkers"`
+	// EnergyReg λ adds λ·(mean U(data)² + Σ_i p_i·U(X_i)²) to the loss (p the loss weights),
+	// whose gradient is 2λ·(mean U·∂θU over the data batch + Σ_i p_i·U_i·∂θU_i), as the paper's
+	// MNIST runs; 0 disables it. The default value is 0.
+	EnergyReg float64 `mapstructure:"energy_reg"`
 }
 
 // CDConfig sets the CD baseline.
@@ -216,7 +260,7 @@ func DefaultConfig() Config {
 		Data: DataConfig{Kind: "gmm", Prototypes: "strokes", N: 10000, Split: true, Teacher: datasets.Teacher{
 			Means: [][]float64{{-4, -2}, {4, -2}, {0, 4}}, Masses: []float64{0.5, 0.3, 0.2}}},
 		Walkers:   WalkerConfig{N: 1000, StepSize: 0.1, ULASteps: 1, Init: "auto", Kernel: "ula", Preconditioner: "auto"},
-		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic"},
+		Resample:  ResampleConfig{Threshold: 0.5, Scheme: "systematic", Criterion: "ess"},
 		CD:        CDConfig{ResetEvery: 4, LRMultiplier: 1},
 		Optimizer: OptimizerConfig{Kind: "adam", LR: 1e-3, GroupLR: map[string]float64{}, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "constant"},
 		Log:       LogConfig{Every: 10, CheckpointEvery: 500, Plots: true, Grid: 400, EvalEvery: 10},
@@ -268,7 +312,7 @@ func (c *Config) Validate() error {
 	if c.Iterations < 0 || c.Iterations > MaxIterations {
 		return bad("iterations", "must be in [0, %d], got %d", MaxIterations, c.Iterations)
 	}
-	for _, check := range []func() error{c.validateModel, c.validateData, c.validateWalkers, c.validateOptimizer, c.validateLog} {
+	for _, check := range []func() error{c.validateModel, c.validateData, c.validateWalkers, c.validateVariants, c.validateOptimizer, c.validateLog} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -378,8 +422,8 @@ func (c *Config) validateWalkers() error {
 	default:
 		return bad("walkers.preconditioner", "must be auto, none or base, got %q", c.Walkers.Preconditioner)
 	}
-	if c.Resample.Threshold < 0 || c.Resample.Threshold > 1 {
-		return bad("resample.threshold", "must be in [0, 1], got %v", c.Resample.Threshold)
+	if c.Resample.Criterion == "ess" && (c.Resample.Threshold < 0 || c.Resample.Threshold > 1) {
+		return bad("resample.threshold", "must be in [0, 1] for resample.criterion ess, got %v", c.Resample.Threshold)
 	}
 	if c.Resample.Scheme != "systematic" && c.Resample.Scheme != "multinomial" {
 		return bad("resample.scheme", "must be systematic or multinomial, got %q", c.Resample.Scheme)
@@ -469,14 +513,14 @@ func (c *Config) validateLog() error {
 	if c.Log.ClassifyEvery < 0 || c.Log.ClassifyEvery%c.Log.Every != 0 || c.Log.ClassifyEvery > MaxIterations {
 		return bad("log.classify_every", "must be 0 or a multiple of log.every=%d, got %d", c.Log.Every, c.Log.ClassifyEvery)
 	}
-	if c.Log.Classifier != "" && len(c.Model.InputShape) != 3 {
-		return bad("log.classifier", "labels images: needs an image model (model.input_shape [C, H, W]), got family %s", c.Model.Family)
+	if c.Log.Classifier != "" && c.imageShape() == nil {
+		return bad("log.classifier", "labels images: needs an image model (model.input_shape [C, H, W]) or image data (data.kind mnist, cifar10), got family %s", c.Model.Family)
 	}
 	if c.Log.ImageGridEvery < 0 || c.Log.ImageGridEvery%c.Log.Every != 0 || c.Log.ImageGridEvery > MaxIterations {
 		return bad("log.image_grid_every", "must be 0 or a multiple of log.every=%d, got %d", c.Log.Every, c.Log.ImageGridEvery)
 	}
-	if c.Log.ImageGridEvery > 0 && len(c.Model.InputShape) != 3 {
-		return bad("log.image_grid_every", "draws images: needs an image model (model.input_shape [C, H, W]), got family %s", c.Model.Family)
+	if c.Log.ImageGridEvery > 0 && c.imageShape() == nil {
+		return bad("log.image_grid_every", "draws images: needs an image model (model.input_shape [C, H, W]) or image data (data.kind mnist, cifar10), got family %s", c.Model.Family)
 	}
 	return nil
 }

@@ -167,3 +167,16 @@ func loadData(cfg Config) (teacher datasets.Teacher, data []float64, labels []in
 	}
 	return teacher, data, sub.Labels, math.NaN(), nil
 }
+
+// imageShape is the [C, H, W] of the walkers as images: model.input_shape
+// for the conv family, the files' image shape for an mlp on image files,
+// else nil.
+func (c *Config) imageShape() []int {
+	if sh := c.Model.InputShape; len(sh) == 3 {
+		return sh
+	}
+	if c.Data.fromFiles() {
+		return c.Data.fileShape()
+	}
+	return nil
+}

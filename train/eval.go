@@ -84,12 +84,9 @@ func newWalkerEval[T Float](ps *paramSet[T], n int, keepTaps bool, vmOpts ...G.V
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating U with respect to x: %w", err)
 	}
-	prog := g
-	if ps.spec.Family == models.Conv {
-		// only what U, ∇ₓU and the δ_l need: gorgonia's symbolic
-		// differentiation also adds the filter gradients, which nothing reads
-		prog = g.SubgraphRoots(append(G.Nodes{u}, grads...)...)
-	}
+	// only what U, ∇ₓU and the δ_l need: gorgonia's symbolic differentiation
+	// also adds the parameter gradients, which nothing reads
+	prog := g.SubgraphRoots(append(G.Nodes{u}, grads...)...)
 	e := &walkerEval[T]{n: n, d: d, quad: quadraticOf(ps.spec), X: xs, u: u, gx: grads[0], vm: G.NewTapeMachine(prog, vmOpts...)}
 	if taps != nil {
 		e.taps, e.deltas, e.widths, e.ps = taps, grads[1:], cacheWidths(ps.spec), ps
@@ -159,19 +156,7 @@ func (e *walkerEval[T]) weightedParamGrad(c []float64, grads [][]T) {
 		return
 	}
 	for l := len(e.convK); l < len(deltas); l++ {
-		in, out := e.widths[l], e.widths[l+1]
-		sc := e.scaled[:e.n*out]
-		db := grads[2*l+1]
-		for i := 0; i < e.n; i++ {
-			ci := T(c[i])
-			row := deltas[l][i*out : (i+1)*out]
-			dst := sc[i*out : (i+1)*out]
-			for j, v := range row {
-				dst[j] = ci * v
-				db[j] += dst[j]
-			}
-		}
-		gemmTN(in, out, e.n, inputs[l], sc, grads[2*l])
+		linearWeightedParamGrad(inputs[l], deltas[l], c, e.scaled, e.n, e.widths[l], e.widths[l+1], grads[2*l], grads[2*l+1])
 	}
 }
 
@@ -207,11 +192,7 @@ func (e *walkerEval[T]) run(u []float64, grad []T) error {
 	if err := e.vm.RunAll(); err != nil {
 		return fmt.Errorf("train: evaluating walkers: %w", err)
 	}
-	for i, v := range valueData[T](e.u) {
-		u[i] = float64(v)
-	}
-	copy(grad, valueData[T](e.gx))
-	addQuadratic(e.quad, e.X, e.d, u, grad)
+	setQuadratic(e.quad, e.X, e.d, valueData[T](e.u), u, valueData[T](e.gx), grad)
 	return nil
 }
 
@@ -227,9 +208,16 @@ type paramGrad[T Float] struct {
 	uData *G.Node
 	grads G.Nodes
 	vm    G.VM
+	reg   *energyReg[T] // the inputs of loss.energy_reg (nil without)
 }
 
 func newParamGrad[T Float](ps *paramSet[T], b int, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
+	return newRegParamGrad(ps, b, 0, vmOpts...)
+}
+
+// newRegParamGrad is newParamGrad whose loss has the energy regulariser
+// reg·mean U(data)² (loss.energy_reg, variants_loss.go) when reg > 0.
+func newRegParamGrad[T Float](ps *paramSet[T], b int, reg float64, vmOpts ...G.VMOpt) (*paramGrad[T], error) {
 	g := G.NewGraph()
 	params := ps.nodes(g)
 	d := ps.spec.Dim
@@ -242,22 +230,26 @@ func newParamGrad[T Float](ps *paramSet[T], b int, vmOpts ...G.VMOpt) (*paramGra
 	if err != nil {
 		return nil, fmt.Errorf("train: building loss: %w", err)
 	}
+	var er *energyReg[T]
+	if reg > 0 {
+		if loss, er, err = addEnergyReg[T](g, ud, loss, b, reg); err != nil {
+			return nil, err
+		}
+	}
 	grads, err := G.Grad(loss, params...)
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating the loss: %w", err)
 	}
-	prog := g
-	if ps.spec.Family == models.Conv {
-		// without the input gradient of the first convolution, which
-		// gorgonia's symbolic differentiation adds but nothing reads
-		prog = g.SubgraphRoots(append(G.Nodes{ud}, grads...)...)
-	}
-	return &paramGrad[T]{Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(prog, vmOpts...)}, nil
+	// without the input gradient of the first layer, which gorgonia's
+	// symbolic differentiation adds but nothing reads
+	prog := g.SubgraphRoots(append(G.Nodes{ud}, grads...)...)
+	return &paramGrad[T]{Data: ds, d: d, quad: quadraticOf(ps.spec), uData: ud, grads: grads, vm: G.NewTapeMachine(prog, vmOpts...), reg: er}, nil
 }
 
 // run evaluates the loss gradient into grads (one slice per parameter tensor)
 // and returns the mean data energy.
 func (p *paramGrad[T]) run(grads [][]T) (meanUData float64, err error) {
+	p.setBaseEnergies()
 	p.vm.Reset()
 	if err := p.vm.RunAll(); err != nil {
 		return 0, fmt.Errorf("train: evaluating the loss gradient: %w", err)

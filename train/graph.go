@@ -160,8 +160,9 @@ func mlpEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.N
 }
 
 // linearStack builds layers linear layers h ← h·W_j + b_j (params W_0, b_0,
-// W_1, …), each but the last followed by act, and returns the [n] output.
-// With taps non-nil it records each layer's input and pre-activation.
+// W_1, …; see linearLayer), each but the last followed by act, and returns
+// the [n] output. With taps non-nil it records each layer's input and
+// pre-activation.
 func linearStack[T Float](h *G.Node, params G.Nodes, layers int, act func(*G.Node) (*G.Node, error), n int, taps *layerTaps) (*G.Node, error) {
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
@@ -173,7 +174,7 @@ func linearStack[T Float](h *G.Node, params G.Nodes, layers int, act func(*G.Nod
 	for j := 0; j < layers; j++ {
 		w, b := params[2*j], params[2*j+1]
 		in := h
-		h = must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))
+		h = must(linearLayer[T](h, w, b))
 		if taps != nil {
 			taps.inputs = append(taps.inputs, in)
 			taps.pre = append(taps.pre, h)
@@ -190,6 +191,20 @@ func linearStack[T Float](h *G.Node, params G.Nodes, layers int, act func(*G.Nod
 		return nil, fmt.Errorf("train: building the energy's output: %w", err)
 	}
 	return f, nil
+}
+
+// linearLayer is h·W + b for a batch h [n, in]: one linearOp on the CPU. A
+// CUDA build keeps gorgonia's matrix product and broadcast add, which run on
+// the GPU (docs/GPU.md); linearOp has no CUDA kernel.
+func linearLayer[T Float](h, w, b *G.Node) (*G.Node, error) {
+	if !CUDAEnabled {
+		return applyLinear[T](h, w, b)
+	}
+	hw, err := G.Mul(h, w)
+	if err != nil {
+		return nil, err
+	}
+	return G.BroadcastAdd(hw, b, nil, []byte{0})
 }
 
 // quadratic describes the parameter-free part of an energy family,
@@ -218,22 +233,48 @@ func quadraticOf(spec models.Spec) quadratic {
 	return q
 }
 
-// add adds the quadratic to u (length n) and, when grad is non-nil, its
-// gradient to grad (n×d), for points x (n×d).
+// addQuadratic adds the quadratic to u (length n) and, when grad is
+// non-nil, its gradient to grad (n×d), for points x (n×d).
 func addQuadratic[T Float](q quadratic, x []T, d int, u []float64, grad []T) {
+	setQuadratic(q, x, d, nil, u, nil, grad)
+}
+
+// setQuadratic is addQuadratic onto the graph's parametric part: u = uf + the
+// quadratic and grad = gf + its gradient, in the same pass over the walkers
+// (the sums are those of a copy followed by addQuadratic). A nil uf or gf
+// leaves u or grad as they are before the addition.
+func setQuadratic[T Float](q quadratic, x []T, d int, uf []T, u []float64, gf, grad []T) {
 	smc.For(len(u), func(lo, hi int) {
+		c2 := 2 * q.c
 		for i := lo; i < hi; i++ {
 			row := x[i*d : (i+1)*d]
 			s := 0.0
-			for k, v := range row {
-				t := float64(v)
-				if q.mu != nil {
-					t -= q.mu[k]
+			if grad == nil {
+				for k, v := range row {
+					t := float64(v)
+					if q.mu != nil {
+						t -= q.mu[k]
+					}
+					s += t * t
 				}
-				s += t * t
-				if grad != nil {
-					grad[i*d+k] += T(2 * q.c * t)
+			} else {
+				g, src := grad[i*d:(i+1)*d], grad[i*d:(i+1)*d]
+				if gf != nil {
+					src = gf[i*d : (i+1)*d]
 				}
+				src = src[:len(row)]
+				g = g[:len(row)]
+				for k, v := range row {
+					t := float64(v)
+					if q.mu != nil {
+						t -= q.mu[k]
+					}
+					s += t * t
+					g[k] = src[k] + T(c2*t)
+				}
+			}
+			if uf != nil {
+				u[i] = float64(uf[i])
 			}
 			u[i] += q.c * s
 		}

@@ -20,6 +20,12 @@ import (
 // writePlots draws masses.png, kl.png and ess.png from metrics.csv, and for
 // 2-D data energy.png: the model density with the walkers on top.
 func writePlots(dir string, params *models.Params, teacher datasets.Teacher, data, walkers []float64, grid int) error {
+	return writeRunPlots(dir, params, teacher, data, walkers, grid, "")
+}
+
+// writeRunPlots is writePlots with label appended to every title
+// (Config.weightLabel: " (heuristic weights)" with walkers.heuristic).
+func writeRunPlots(dir string, params *models.Params, teacher datasets.Teacher, data, walkers []float64, grid int, label string) error {
 	cols, err := report.ReadMetrics(filepath.Join(dir, MetricsFile))
 	if err != nil {
 		return err
@@ -34,7 +40,7 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 	}
 	// masses over training, with the teacher's as dashed lines
 	p := plot.New()
-	p.Title.Text = "model mass per teacher mode"
+	p.Title.Text = "model mass per teacher mode" + label
 	p.X.Label.Text, p.Y.Label.Text = "iteration", "mass"
 	for j, w := range teacher.Masses {
 		c := report.Colors[j%len(report.Colors)]
@@ -49,16 +55,16 @@ func writePlots(dir string, params *models.Params, teacher datasets.Teacher, dat
 	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(out, "masses.png")); err != nil {
 		return err
 	}
-	if err := report.TwoLines(cols, filepath.Join(out, "kl.png"), "KL(ρ* ‖ ρθ): exact vs estimated from the weights", "nats",
+	if err := report.TwoLines(cols, filepath.Join(out, "kl.png"), "KL(ρ* ‖ ρθ): exact vs estimated from the weights"+label, "nats",
 		[2]string{"exact_kl", "estimated_kl"}, [2]string{"exact", "estimated"}, false); err != nil {
 		return err
 	}
-	if err := report.TwoLines(cols, filepath.Join(out, "ess.png"), "effective sample size / N", "ESS/N",
+	if err := report.TwoLines(cols, filepath.Join(out, "ess.png"), "effective sample size / N"+label, "ESS/N",
 		[2]string{"ess", "ess_monitor"}, [2]string{"walkers", "monitor walkers"}, true); err != nil {
 		return err
 	}
 	if params.Spec.Dim == 2 {
-		return energyPlot(filepath.Join(out, "energy.png"), params, teacher, data, walkers, grid)
+		return energyPlot(filepath.Join(out, "energy.png"), params, teacher, data, walkers, grid, label)
 	}
 	return nil
 }
@@ -75,7 +81,7 @@ func (g densityGrid) Z(c, r int) float64 { return g.z[c*g.n+r] }
 func (g densityGrid) X(c int) float64    { return g.lo[0] + (float64(c)+0.5)*g.step[0] }
 func (g densityGrid) Y(r int) float64    { return g.lo[1] + (float64(r)+0.5)*g.step[1] }
 
-func energyPlot(path string, params *models.Params, teacher datasets.Teacher, data, walkers []float64, grid int) error {
+func energyPlot(path string, params *models.Params, teacher datasets.Teacher, data, walkers []float64, grid int, label string) error {
 	lo, hi := quadratureBox(teacher, data)
 	n := min(grid, 200)
 	g := densityGrid{lo: lo, step: [2]float64{(hi[0] - lo[0]) / float64(n), (hi[1] - lo[1]) / float64(n)}, n: n, z: make([]float64, n*n)}
@@ -91,7 +97,7 @@ func energyPlot(path string, params *models.Params, teacher datasets.Teacher, da
 		g.z[i] = math.Exp(g.z[i] - lse)
 	}
 	p := plot.New()
-	p.Title.Text = "model density e^{-U}/Z, energy contours, walkers"
+	p.Title.Text = "model density e^{-U}/Z, energy contours, walkers" + label
 	p.Add(plotter.NewHeatMap(g, whiteToRed{}))
 	// energy contours: U − min U = 0.5, 1, 2, 4, 8 (lines of equal density ratio)
 	ug := densityGrid{lo: g.lo, step: g.step, n: n, z: make([]float64, len(g.z))}

@@ -60,6 +60,9 @@ type Summary struct {
 	// Accept is the MALA acceptance rate of the gradient population over
 	// the run (walkers.kernel mala); absent with ULA.
 	Accept *float64 `json:"accept,omitempty"`
+	// HeuristicWeights is true with walkers.heuristic: the log-weights, log
+	// Ẑ and the CE estimate are not exact (docs/METHOD.md §5.2); absent otherwise.
+	HeuristicWeights bool `json:"heuristic_weights,omitempty"`
 	// ClassSummary holds the class fractions when log.classifier is set.
 	*ClassSummary
 }
@@ -133,6 +136,10 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 	}
 	if err := t.openRunDir(opts.Resume, dir, ckptPath, log); err != nil {
 		return nil, err
+	}
+	if cfg.Walkers.Heuristic {
+		log.Warn("heuristic weights: walkers.heuristic is on, so the log-weights, log Ẑ and the CE estimate are not exact (docs/METHOD.md §5.2)",
+			"noise_std", cfg.Walkers.NoiseStd, "drift_clamp", cfg.Walkers.DriftClamp, "revert_outside", cfg.Walkers.RevertOutside, "warmup_steps", cfg.Walkers.WarmupSteps)
 	}
 	if removed := removeStaleTemps(dir); len(removed) > 0 {
 		log.Info("removed temp files left by a killed run", "files", removed)
@@ -208,7 +215,7 @@ func runTyped[T Float](ctx context.Context, opts Options) (*Summary, error) {
 		return nil, ErrInterrupted
 	}
 	if cfg.Log.Plots {
-		if err := writePlots(dir, t.ps.params(), t.teacher, t.data, toF64(t.pop.X), cfg.Log.Grid); err != nil {
+		if err := writeRunPlots(dir, t.ps.params(), t.teacher, t.data, toF64(t.pop.X), cfg.Log.Grid, cfg.weightLabel()); err != nil {
 			log.Warn("plots failed", "err", err)
 		}
 		if err := cm.plots(t, dir); err != nil {
@@ -222,7 +229,7 @@ func (t *trainer[T]) summary(final row, seconds float64) *Summary {
 	s := &Summary{Method: t.cfg.Method, Seed: t.cfg.Seed, Dtype: t.cfg.Dtype, Iterations: t.iter, Seconds: seconds,
 		CEEstimate: fptr(final.CE), LogZEstimate: fptr(final.LogZ), ESS: final.ESS, Resamplings: final.Resamplings,
 		MonitorLogZ: fptr(final.MonLogZ), MonitorCE: fptr(final.MonCE), TeacherEntropy: fptr(-t.logRhoStar),
-		ConfigDigest: t.cfg.Digest(),
+		ConfigDigest: t.cfg.Digest(), HeuristicWeights: t.cfg.Walkers.Heuristic,
 	}
 	if len(t.teacher.Means) > 0 {
 		s.Teacher = &TeacherSummary{Means: t.teacher.Means, Masses: t.teacher.Masses, Stds: t.teacher.Stds}

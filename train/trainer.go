@@ -10,7 +10,6 @@ import (
 
 	"github.com/jarzyn/jarzyn/datasets"
 	"github.com/jarzyn/jarzyn/models"
-	"github.com/jarzyn/jarzyn/smc"
 )
 
 // ErrInterrupted is returned when the context is cancelled; a checkpoint has
@@ -40,6 +39,7 @@ type trainer[T Float] struct {
 	snap          snapshot[T]
 	negP          []float64 // −p: the walker coefficients of the fused gradient
 	mala          *malaState
+	vs            variantState[T] // the variants' state (variants_*.go)
 }
 
 // snapshot is the small part of the state at the start of an iteration, kept
@@ -164,7 +164,7 @@ func (t *trainer[T]) build(p *models.Params) error {
 		}
 	}
 	// data term only: the walker term comes from the walker machine's caches
-	if t.pg, err = newParamGrad[T](t.ps, t.batch, deviceVMOpts(cfg.Device)...); err != nil {
+	if t.pg, err = newRegParamGrad[T](t.ps, t.batch, cfg.Loss.EnergyReg, deviceVMOpts(cfg.Device)...); err != nil {
 		return err
 	}
 	if t.batch == cfg.Data.N {
@@ -174,6 +174,9 @@ func (t *trainer[T]) build(p *models.Params) error {
 		return err
 	}
 	t.negP = make([]float64, cfg.Walkers.N)
+	if err := t.buildVariants(); err != nil {
+		return err
+	}
 	t.grads = make([][]T, len(t.ps.data))
 	t.snap.params = make([][]T, len(t.ps.data))
 	for k, d := range t.ps.data {
@@ -267,6 +270,9 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 	d := cfg.Model.Dim
 	hStep := cfg.Walkers.StepSize
 	weighted := cfg.Method == Jarzynski
+	if err := t.warmUp(ctx, h); err != nil {
+		return err
+	}
 	for t.iter < cfg.Iterations {
 		if ctx.Err() != nil {
 			if err := h.Checkpoint(t.iter); err != nil {
@@ -285,13 +291,9 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				return err
 			}
 		}
-		// 1–2: weighted parameter gradient at (θ_k, X_k)
-		coef := t.pop.Weights()
-		if !weighted {
-			for i := range coef {
-				coef[i] = 1 / float64(t.pop.N())
-			}
-		}
+		// 1–2: weighted parameter gradient at (θ_k, X_k); the walker
+		// coefficients (loss subset, regulariser) in variants_loss.go
+		t.walkerCoefficients(weighted)
 		if t.batch < cfg.Data.N {
 			for b := 0; b < t.batch; b++ {
 				j := t.rng.IntN(cfg.Data.N)
@@ -303,9 +305,6 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 			return err
 		}
 		// the walker term −Σ p_i ∂θU(X_i), from the caches of the last evaluation
-		for i, p := range coef {
-			t.negP[i] = -p
-		}
 		t.pop.eval.weightedParamGrad(t.negP, t.grads)
 		t.lastMeanUData = meanUData
 		norm := t.opt.gradNorm(t.grads)
@@ -327,7 +326,14 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				return err
 			}
 		}
-		for j := 0; j < cfg.Walkers.ULASteps && cfg.Walkers.Kernel != "mala"; j++ {
+		// a random subset of the walkers (walkers.move, variants_moves.go)
+		subset := cfg.subsetMoves()
+		if subset {
+			if err := t.subsetMove(ctx, h, k, weighted, prevMeanU, prevNorm); err != nil {
+				return err
+			}
+		}
+		for j := 0; j < cfg.Walkers.ULASteps && cfg.Walkers.Kernel != "mala" && !subset; j++ {
 			if j > 0 && ctx.Err() != nil {
 				// cancelled between ULA steps (walkers.ula_steps can be
 				// large): checkpoint the start of this iteration, which
@@ -340,7 +346,7 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				return ErrInterrupted
 			}
 			for _, pop := range t.pops() {
-				pop.Move(hStep, t.rng.Uint64())
+				t.move(pop, hStep, t.rng.Uint64())
 			}
 			if j == cfg.Walkers.ULASteps-1 {
 				t.opt.step(t.ps.data, t.grads, t.lrFactor(k))
@@ -360,14 +366,8 @@ func (t *trainer[T]) run(ctx context.Context, h Hooks, start time.Time) error {
 				return t.fail(h, err)
 			}
 		}
-		// 6: resampling
-		if cfg.Resample.Threshold > 0 && k+1 >= cfg.Resample.Warmup {
-			for _, pop := range t.pops() {
-				if (weighted || pop == t.mon) && pop.ESS() < cfg.Resample.Threshold {
-					pop.Resample(smc.Scheme(cfg.Resample.Scheme), t.rng)
-				}
-			}
-		}
+		// 6: resampling (resample.criterion, variants_resample.go)
+		t.resample(k, weighted)
 		t.iter++
 		if t.iter%cfg.Log.CheckpointEvery == 0 || t.iter == cfg.Iterations {
 			if err := h.Checkpoint(t.iter); err != nil {
@@ -412,7 +412,7 @@ func (t *trainer[T]) takeSnapshot() {
 		s.monLogZref = t.mon.LogZRef
 	}
 	s.rng, _ = t.pcg.MarshalBinary()
-	if t.cfg.Walkers.ULASteps > 1 || t.cfg.Walkers.Kernel == "mala" {
+	if t.cfg.Walkers.ULASteps > 1 || t.cfg.Walkers.Kernel == "mala" || t.cfg.subsetMoves() {
 		pops := t.pops()
 		if len(s.X) != len(pops) {
 			s.X, s.U, s.G = make([][]T, len(pops)), make([][]float64, len(pops)), make([][]T, len(pops))

@@ -26,6 +26,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -119,7 +121,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return fmt.Sprintf("%.4f", *p)
 	}
-	fmt.Fprintf(stdout, "run %s: %d iterations in %.1fs (%.1f it/s); CE estimate %s, exact CE %s, exact KL %s, estimated KL %s, mode masses %.4f (teacher %.4f), resamplings %d\n",
-		opts.RunDir(), sum.Iterations, sum.Seconds, sum.ItersPerSecond, f(sum.CEEstimate), f(sum.CE), f(sum.ExactKL), f(sum.EstimatedKL), sum.ModeMasses, sum.Teacher.Masses, sum.Resamplings)
+	fmt.Fprintf(stdout, "run %s: %d iterations in %.1fs (%.1f it/s); CE estimate %s, exact CE %s, exact KL %s, estimated KL %s",
+		opts.RunDir(), sum.Iterations, sum.Seconds, sum.ItersPerSecond, f(sum.CEEstimate), f(sum.CE), f(sum.ExactKL), f(sum.EstimatedKL))
+	if sum.Teacher != nil {
+		fmt.Fprintf(stdout, ", mode masses %.4f (teacher %.4f)", sum.ModeMasses, sum.Teacher.Masses)
+	}
+	if sum.ClassSummary != nil {
+		fmt.Fprintf(stdout, ", class fractions %v (targets %v, confident %.4f)", fmtFractions(sum.ClassFractions), fmtFractions(sum.TargetFractions), sum.ConfidentFraction)
+	}
+	fmt.Fprintf(stdout, ", resamplings %d\n", sum.Resamplings)
 	return cli.ExitOK
+}
+
+// fmtFractions writes class fractions as "2:0.5714 3:0.2857 6:0.1429", in
+// class order.
+func fmtFractions(f map[string]float64) string {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, ea := strconv.Atoi(keys[i])
+		b, eb := strconv.Atoi(keys[j])
+		if ea == nil && eb == nil {
+			return a < b
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%.4f", k, f[k])
+	}
+	return strings.Join(parts, " ")
 }
