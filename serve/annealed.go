@@ -20,6 +20,12 @@ import (
 // log-weights of docs/METHOD.md §2 with U_β in place of U_θ. The weighted
 // walkers then represent the model exactly, and log Ẑ estimates its log Z
 // (log Z_0 of the base is known in closed form).
+//
+// For a data-fitted base N(μ0, Σ) (pcabase.go) the path is
+// U_β = (1 − β)·½(x − μ0)ᵀΣ⁻¹(x − μ0) + β·U(x), log Z_0 = (d/2)·log 2π +
+// ½·log det Σ, and with PreconditionBase the moves are preconditioned with
+// M = Σ and weighed with smc's preconditioned increment (docs/METHOD.md §8):
+// exact for any h.
 
 // streamResample names the resampling stream of a seed (smc.NewStream).
 const streamResample = 1 << 63
@@ -31,19 +37,31 @@ type annealing struct {
 	w           *walk
 	pop         *smc.Population[float32]
 	mu          []float64
-	invVar      float64 // 1/σ0²
-	beta        float64 // β of the energy the current step moves to
-	key         uint64  // the noise of the current step
+	invVar      float64  // 1/σ0²
+	base        *pcaBase // the data-fitted base, nil for N(μ0, σ0²I)
+	beta        float64  // β of the energy the current step moves to
+	key         uint64   // the noise of the current step
 	resampleRNG *rand.Rand
 }
 
 func newAnnealing(w *walk) *annealing {
 	info := &w.m.Info
-	return &annealing{
-		w: w, pop: smc.NewPopulation(w.b.X, w.d, info.LogZBase(), 0),
-		mu: info.BaseMean, invVar: 1 / (info.BaseStd * info.BaseStd),
+	logZ0 := info.LogZBase()
+	if w.base != nil {
+		logZ0 = w.base.logZ
+	}
+	a := &annealing{
+		w: w, pop: smc.NewPopulation(w.b.X, w.d, logZ0, 0),
+		mu: info.BaseMean, invVar: 1 / (info.BaseStd * info.BaseStd), base: w.base,
 		resampleRNG: smc.NewStream(w.cfg.Seed, streamResample),
 	}
+	if w.precond {
+		a.pop.Precond = w.base.m
+		// the population makes its chunks' working memory for Precond on
+		// the first move: here, before goroutines share the chunks
+		a.pop.MoveChunks(0, 0, w.cfg.StepSize, 0)
+	}
+	return a
 }
 
 // betaAt is the schedule: linear in k over Steps, then 1 for extra steps.
@@ -114,6 +132,10 @@ func (a *annealing) afterEval(first, end int) {
 // ∇U_β at the current β from the model's energy and gradient (unused at
 // β = 0, when they may be nil).
 func (a *annealing) setEnergy(lo, hi int, energy, grad []float32) {
+	if a.base != nil {
+		a.setEnergyPCA(lo, hi, energy, grad)
+		return
+	}
 	d, beta, pop := a.w.d, a.beta, a.pop
 	for i := lo; i < hi; i++ {
 		r := i * d
@@ -133,6 +155,44 @@ func (a *annealing) setEnergy(lo, hi int, energy, grad []float32) {
 			ub = (1-beta)*ub + beta*float64(energy[i])
 		}
 		pop.U[i] = ub
+	}
+}
+
+// setEnergyPCA is setEnergy with the data-fitted base term
+// U_base = ½(x − μ0)ᵀΣ⁻¹(x − μ0) and its gradient Σ⁻¹(x − μ0), a chunk of
+// walkers at a time (none at β = 1).
+func (a *annealing) setEnergyPCA(lo, hi int, energy, grad []float32) {
+	d, beta, pop := a.w.d, a.beta, a.pop
+	if beta == 1 { // the model's own energy: no base term to mix in
+		copy(pop.G[lo*d:hi*d], grad[lo*d:hi*d])
+		for i := lo; i < hi; i++ {
+			pop.U[i] = float64(energy[i])
+		}
+		return
+	}
+	var ub [smc.ChunkWalkers]float64
+	s := a.base.getScratch()
+	defer a.base.putScratch(s)
+	gb := s.y
+	for i0 := lo; i0 < hi; i0 += smc.ChunkWalkers {
+		i1 := min(hi, i0+smc.ChunkWalkers)
+		a.base.energy(s, pop.X[i0*d:i1*d], ub[:i1-i0])
+		for i := i0; i < i1; i++ {
+			r, rb := i*d, (i-i0)*d
+			g := pop.G[r : r+d]
+			for k, v := range gb[rb : rb+d] {
+				gk := (1 - beta) * v
+				if beta != 0 {
+					gk += beta * float64(grad[r+k])
+				}
+				g[k] = float32(gk)
+			}
+			u := ub[i-i0]
+			if beta != 0 {
+				u = (1-beta)*u + beta*float64(energy[i])
+			}
+			pop.U[i] = u
+		}
 	}
 }
 

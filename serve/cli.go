@@ -144,6 +144,7 @@ type SampleSummary struct {
 	Resamplings          int      `json:"resamplings,omitempty"`
 	LatentDim            int      `json:"latent_dim,omitempty"` // r when the walk ran in the latent space
 	Fused                bool     `json:"fused"`                // the model ran on jarzyn's fused operators
+	Precondition         string   `json:"precondition"`         // the moves' M: none or base
 	WalkerStepsPerSecond float64  `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64  `json:"elapsed_seconds"`
 	// Classes is the --classifier report (also in FILE.classes.json).
@@ -164,6 +165,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	extra := fs.Int("extra-steps", 0, "weighted: extra ULA steps at β = 1 after the schedule")
 	threshold := fs.Float64("resample-threshold", 0.5, "weighted: resample when ESS/N falls below this (0 = never)")
 	scheme := fs.String("resample", "systematic", "weighted: resampling scheme, systematic or multinomial")
+	precondition := fs.String("precondition", "auto", "matrix M of the Langevin moves x ← x − h·M·∇U + √(2h)·M^{1/2}·ξ: none (M = I), base (M = Σ of a data-fitted base, model.base_fit pca) or auto (base when the model has one)")
 	runBatch := fs.Int("run-batch", 0, fmt.Sprintf("walkers per ONNX Runtime Run, rounded up to a multiple of 64 (default min(%d, n/cores) on the CPU, the whole batch on CUDA); results do not depend on it", DefaultRunBatch))
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	verbose := fs.Bool("v", false, "log model loading")
@@ -194,7 +196,8 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return usageError(fs, fieldErr("h", "must be a finite number > 0, or 0 for the model's training step size; got %v", *h))
 	}
 	cfg := SampleConfig{N: *n, Steps: *steps, StepSize: *h, Seed: *seed, Init: Init(clip(*init)), Weighted: *weighted,
-		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(clip(*scheme)), RunBatch: *runBatch}
+		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(clip(*scheme)), RunBatch: *runBatch,
+		Precondition: Precondition(clip(*precondition))}
 	if !cfg.Weighted {
 		// as --extra-steps: settings of weighted sampling are refused, not ignored
 		var werr error
@@ -226,6 +229,14 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	defer m.Close()
 	if err := limits.Check(cfg, m.Info.Dim); err != nil {
 		return usageError(fs, err)
+	}
+	// --precondition base on a model without a data-fitted base is a bad
+	// flag value, found only once the model is loaded
+	if err := checkBase(m.Info, cfg); err != nil {
+		if fe := (*FieldError)(nil); errors.As(err, &fe) && fe.Field == "precondition" {
+			return usageError(fs, err)
+		}
+		return failure(fs, err)
 	}
 	var clf *Classifier
 	if *classifier != "" {
@@ -278,7 +289,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "%s: %s\n", prog, classes.Line())
 	}
 	sum := SampleSummary{Classes: classes, Files: files, Model: *model, Device: string(m.Device), N: res.N, Steps: res.Steps, ExtraSteps: res.ExtraSteps,
-		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim, Fused: res.Fused,
+		H: res.StepSize, Seed: res.Seed, Weighted: res.Weighted, Resamplings: res.Resamplings, LatentDim: res.LatentDim, Fused: res.Fused, Precondition: string(res.Precondition),
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds()}
 	if res.Weighted {
 		sum.ESS, sum.ESSFraction, sum.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ

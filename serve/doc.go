@@ -38,13 +38,17 @@
 // log Ẑ = logZref + LogMeanExp(A); Ẑ itself is unbiased for Z at any step
 // size h (log Ẑ is low by about half its variance when the ESS is small).
 //
+// A model with a data-fitted base N(μ0, Σ) (model.base_fit pca) is drawn,
+// annealed from and, by default (SampleConfig.Precondition), walked with
+// preconditioned moves x ← x − h·Σ∇U + √(2h)·Σ^{1/2}ξ: see pcabase.go.
+//
 // # Command line
 //
 // cmd/jarzyn-serve is a thin wrapper around [Main]:
 //
 //	jarzyn-serve sample --model FILE --n N --steps K [--h H] [--seed S] [--init base|uniform]
 //	                    [--weighted [--extra-steps M] [--resample-threshold 0.5] [--resample systematic|multinomial]]
-//	                    [--format csv|npy|png] --out FILE
+//	                    [--precondition auto|none|base] [--format csv|npy|png] --out FILE
 //	jarzyn-serve http (--model FILE [--name NAME] | --models DIR) [--addr :8080]
 //
 // Both take --device cpu|cuda|auto, --ort-lib PATH (then $JARZYN_ORT_LIB, then
@@ -60,7 +64,7 @@
 // # HTTP API
 //
 //	POST /v1/sample                        {"model","version","n","steps","h","seed","weighted","init",
-//	                                        "extra_steps","resample_threshold","resample_scheme"}
+//	                                        "extra_steps","resample_threshold","resample_scheme","precondition"}
 //	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z","latent_dim",…}
 //	GET  /v2, /v2/health/live, /v2/health/ready
 //	GET  /v2/models/{name}[/versions/{v}][/ready]

@@ -701,6 +701,9 @@ type SampleRequest struct {
 	ResampleThreshold *float64 `json:"resample_threshold,omitempty"`
 	// ResampleScheme is "systematic" (default) or "multinomial".
 	ResampleScheme string `json:"resample_scheme,omitempty"`
+	// Precondition is the matrix M of the Langevin moves: "auto" (default:
+	// "base" for a model with a data-fitted base), "none" or "base".
+	Precondition string `json:"precondition,omitempty"`
 }
 
 // SampleResponse is the body of a successful POST /v1/sample.
@@ -775,6 +778,7 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 	if req.ResampleScheme != "" {
 		cfg.ResampleScheme = smc.Scheme(clip(req.ResampleScheme))
 	}
+	cfg.Precondition = Precondition(clip(req.Precondition))
 	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return cfg, err
 	}

@@ -680,6 +680,6 @@ func (m *Model) drop() error {
 
 // Describe writes a one-line human summary of the model.
 func (m *Model) Describe(w io.Writer) {
-	fmt.Fprintf(w, "%s: family %s, data shape %v, base N(μ0, %g²I), h %g, device %s\n",
-		m.Info.Path, m.Info.Family, m.Info.DataShape, m.Info.BaseStd, m.Info.StepSize, m.Device)
+	fmt.Fprintf(w, "%s: family %s, data shape %v, base %s, h %g, device %s\n",
+		m.Info.Path, m.Info.Family, m.Info.DataShape, describeBase(&m.Info), m.Info.StepSize, m.Device)
 }

@@ -164,8 +164,12 @@ func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
 	if !math.IsNaN(m.Info.LogZEstimate) {
 		params["log_z_estimate"] = m.Info.LogZEstimate
 	}
-	if m.Info.Spec != nil {
-		params["spec"] = m.Info.Spec
+	// the spec without a data-fitted base's k×d vectors: its summary instead
+	if spec, base := summariseBase(&m.Info); spec != nil {
+		params["spec"] = spec
+		if base != nil {
+			params["base"] = base
+		}
 	}
 	s.writeJSON(w, http.StatusOK, ModelMetadataResponse{
 		Name: m.Name, Versions: versions, Platform: Platform,

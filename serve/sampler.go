@@ -77,6 +77,13 @@ type SampleConfig struct {
 	// FullDim samples in the model's d dimensions even when its latent model
 	// is loaded (see Sample). The default value is false.
 	FullDim bool
+	// Precondition is the matrix M of the Langevin moves
+	// x ← x − h·M·∇U + √(2h)·M^{1/2}·ξ, in plain ULA and in weighted
+	// annealing: none (M = I), base (M = Σ, the covariance of a data-fitted
+	// base, pcabase.go) or auto. The default value ("" or auto) is base for
+	// a model with a data-fitted base (model.base_fit pca) and none
+	// otherwise.
+	Precondition Precondition
 }
 
 // DefaultSampleConfig returns the defaults: 1000 walkers, 100 steps, the
@@ -136,6 +143,11 @@ func (c *SampleConfig) Validate(info models.TrainingInfo) error {
 	default:
 		return fieldErr("resample_scheme", "must be systematic or multinomial, got %q", c.ResampleScheme)
 	}
+	switch c.Precondition {
+	case "", PreconditionAuto, PreconditionNone, PreconditionBase:
+	default:
+		return fieldErr("precondition", "must be auto, none or base, got %q", c.Precondition)
+	}
 	if c.Workers < 0 {
 		return fieldErr("workers", "must be ≥ 0, got %d", c.Workers)
 	}
@@ -182,6 +194,8 @@ type Result struct {
 	// batch with other requests' walkers; Elapsed then includes the steps'
 	// share of the whole batch.
 	Batched bool
+	// Precondition is the preconditioner the moves used: none or base.
+	Precondition Precondition
 }
 
 // WalkerStepsPerSecond is the sampler's throughput.
@@ -207,7 +221,9 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 		return nil, err
 	}
 	var res *Result
-	if m.latent != nil && !cfg.FullDim {
+	// a data-fitted base does not separate along the latent space (export
+	// writes no latent model for one): such models walk in ℝᵈ
+	if m.latent != nil && !cfg.FullDim && !hasPCABase(&m.Info) {
 		res, err = sampleLatent(ctx, m, m.latent, cfg)
 	} else {
 		res, err = sampleFull(ctx, m, cfg, nil)
@@ -239,6 +255,7 @@ func prepare(m *Model, cfg SampleConfig) (SampleConfig, error) {
 	if cfg.ResampleScheme == "" {
 		cfg.ResampleScheme = smc.Systematic
 	}
+	cfg.Precondition = resolvePrecondition(&m.Info, cfg.Precondition)
 	return cfg, nil
 }
 

@@ -38,10 +38,16 @@ type walk struct {
 	// otherwise the model evaluates the whole batch at once.
 	lanes bool
 	errs  []error // one per worker, for step
+	// base is the model's data-fitted base N(μ0, Σ), nil for N(μ0, σ0²I);
+	// precond moves the walkers with M = Σ (cfg.Precondition base).
+	base    *pcaBase
+	precond bool
 }
 
 func newWalk(m *Model, b *Batch, cfg SampleConfig) *walk {
-	w := &walk{m: m, b: b, cfg: cfg, n: cfg.N, d: m.Info.Dim, total: cfg.TotalSteps(), noise: smc.NewNoise(cfg.N)}
+	w := &walk{m: m, b: b, cfg: cfg, n: cfg.N, d: m.Info.Dim, total: cfg.TotalSteps(), noise: smc.NewNoise(cfg.N),
+		base: mustPCABase(m.Info.Spec)}
+	w.precond = w.base != nil && resolvePrecondition(&m.Info, cfg.Precondition) == PreconditionBase
 	for _, p := range b.parts {
 		w.parts = append(w.parts, [2]int{p.lo / smc.ChunkWalkers, (p.hi + smc.ChunkWalkers - 1) / smc.ChunkWalkers})
 	}
@@ -78,11 +84,16 @@ func (w *walk) start(x []float32) {
 }
 
 // drawStart fills x (n walkers of the model's dimension) with exact samples
-// of the base Gaussian N(μ0, σ0²I), or uniform draws in the data range for
-// InitUniform, chunk c from noise stream (key, c).
+// of the base Gaussian N(μ0, σ0²I), or N(μ0, Σ) for a data-fitted base
+// (μ0 + Σ^{1/2}·ξ from the same standard normal draws ξ), or uniform draws
+// in the data range for InitUniform, chunk c from noise stream (key, c).
 func drawStart(x []float32, n int, info *ModelInfo, init Init, key uint64, noise *smc.Noise, pool *smc.Pool) {
 	d := info.Dim
 	mu, sd := info.BaseMean, info.BaseStd
+	var base *pcaBase
+	if init != InitUniform {
+		base = mustPCABase(info.Spec)
+	}
 	a0, span := info.DataMin, info.DataMax-info.DataMin
 	pool.Run(func(wk int) {
 		first, end := pool.Share(wk, 0, smc.Chunks(n))
@@ -97,6 +108,10 @@ func drawStart(x []float32, n int, info *ModelInfo, init Init, key uint64, noise
 				continue
 			}
 			kernels.Normal32(xc, rng.Uint64())
+			if base != nil {
+				base.sample(xc)
+				continue
+			}
 			for k, v := range xc {
 				xc[k] = float32(mu[k%d] + sd*float64(v))
 			}
@@ -105,11 +120,16 @@ func drawStart(x []float32, n int, info *ModelInfo, init Init, key uint64, noise
 }
 
 // ulaChunks moves the walkers of chunks [first, end) by one ULA step with
-// the model's gradient, the noise of draw key.
+// the model's gradient, the noise of draw key: preconditioned with M = Σ
+// when w.precond (pcaBase.move).
 func (w *walk) ulaChunks(first, end int, key uint64) {
 	d := w.d
 	for c := first; c < end; c++ {
 		lo, hi := w.walkers(c)
+		if w.precond {
+			w.base.move(w.b.X[lo*d:hi*d], w.b.Grad[lo*d:hi*d], w.cfg.StepSize, w.noise.Chunk(key, c))
+			continue
+		}
 		smc.ULA(w.b.X[lo*d:hi*d], w.b.Grad[lo*d:hi*d], w.cfg.StepSize, w.noise.Chunk(key, c))
 	}
 }
@@ -227,13 +247,17 @@ func (w *walk) progress(k int) {
 // result is the unweighted result of the walk: the positions and the
 // settings.
 func (w *walk) result() *Result {
-	return &Result{
+	res := &Result{
 		N: w.n, DataShape: append([]int(nil), w.m.Info.DataShape...), Dim: w.d,
 		Samples: append([]float32(nil), w.b.X...), DataMin: w.m.Info.DataMin, DataMax: w.m.Info.DataMax,
 		StepSize: w.cfg.StepSize, Steps: w.cfg.Steps, ExtraSteps: w.cfg.ExtraSteps, Seed: w.cfg.Seed,
 		WalkerSteps: int64(w.n) * int64(w.total), ESS: float64(w.n), ESSFraction: 1, LogZ: math.NaN(),
-		Fused: w.m.Fused,
+		Fused: w.m.Fused, Precondition: PreconditionNone,
 	}
+	if w.precond {
+		res.Precondition = PreconditionBase
+	}
+	return res
 }
 
 // defaultWorkers is the number of goroutines a sampler uses.
