@@ -238,3 +238,18 @@ func TestHTTPBatchingOnOff(t *testing.T) {
 		t.Errorf("batching on and off gave different results: log Ẑ %v vs %v, resamplings %d vs %d", *on.LogZ, *off.LogZ, on.Resamplings, off.Resamplings)
 	}
 }
+
+// TestHTTPBatchMaxN: requests up to batch_max_n walkers join the shared
+// batch, larger ones run on their own batch.
+func TestHTTPBatchMaxN(t *testing.T) {
+	ts, _ := testServer(t, func(c *ServerConfig) { c.BatchMaxN = 100 })
+	for _, tc := range []struct {
+		n       int
+		batched bool
+	}{{100, true}, {101, false}} {
+		var out SampleResponse
+		if code, raw := call(t, "POST", ts.URL+"/v1/sample", fmt.Sprintf(`{"model":"gauss","n":%d,"steps":3}`, tc.n), &out); code != 200 || out.Batched != tc.batched {
+			t.Errorf("n %d: %d, batched %v, want batched %v (%s)", tc.n, code, out.Batched, tc.batched, raw)
+		}
+	}
+}

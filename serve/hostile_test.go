@@ -427,7 +427,7 @@ func TestClientGoneWhileQueued(t *testing.T) {
 		mod             func(*ServerConfig)
 	}{
 		{BatchingOff, "waiting for a sampler", func(c *ServerConfig) { c.MaxConcurrent = 1 }},
-		{BatchingOn, "waiting for room in the walker pool", func(c *ServerConfig) { c.PoolWalkers = 1000 }},
+		{BatchingOn, "waiting for room in the walker pool", func(c *ServerConfig) { c.PoolWalkers, c.BatchMaxN = 1000, 1000 }},
 	} {
 		t.Run("batching="+tc.batching, func(t *testing.T) {
 			addr, _, logs := serveOn(t, func(c *ServerConfig) {

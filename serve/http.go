@@ -71,9 +71,14 @@ type ServerConfig struct {
 	// (continuous batching, Batcher); off, each request takes one of
 	// MaxConcurrent slots and runs its own batch.
 	Batching string
-	// PoolWalkers is the capacity of each model's shared walker pool; a
-	// larger request runs on its own batch. The default value is MaxN.
+	// PoolWalkers is the capacity of each model's shared walker pool. The
+	// default value is MaxN.
 	PoolWalkers int
+	// BatchMaxN is the largest request (in walkers) that joins the shared
+	// walker pool; a larger one already fills the cores with its own Runs
+	// and runs on its own batch, behind the MaxConcurrent slots. The
+	// default value is DefaultBatchMaxN; it is at most PoolWalkers.
+	BatchMaxN int
 	// MaxQueue is the most requests waiting for room in a model's pool;
 	// beyond it a request gets 429 with Retry-After. The default value is
 	// 1024.
@@ -81,6 +86,13 @@ type ServerConfig struct {
 	// Logger receives request and lifecycle logs. The default value is slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultBatchMaxN is the default ServerConfig.BatchMaxN. Measured on the
+// 2-core CPU machine (docs/RESULTS.md §8): requests of 1000 walkers ran at
+// 13.4M walker-steps/s on their own lane-parallel batches and at 8.8M in the
+// shared batch, whose steps synchronise every request; requests of 16
+// walkers ran 3.4× faster shared.
+const DefaultBatchMaxN = 512
 
 // Batching modes of ServerConfig.Batching.
 const (
@@ -137,6 +149,7 @@ func (c ServerConfig) Check() error {
 		{"timeout", int64(c.Timeout), int64(maxTimeout)},
 		{"max_concurrent", int64(c.MaxConcurrent), maxConcurrentCap},
 		{"pool_walkers", int64(c.PoolWalkers), int64(h.MaxN)},
+		{"batch_max_n", int64(c.BatchMaxN), int64(h.MaxN)},
 		{"max_queue", int64(c.MaxQueue), maxQueueCap},
 	} {
 		if f.v < 0 || f.v > f.max {
@@ -174,6 +187,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.Batching = BatchingOn
 	}
 	c.PoolWalkers = pick(c.PoolWalkers, c.MaxN, h.MaxN)
+	c.BatchMaxN = min(pick(c.BatchMaxN, DefaultBatchMaxN, h.MaxN), c.PoolWalkers)
 	c.MaxQueue = pick(c.MaxQueue, 1024, maxQueueCap)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -852,7 +866,7 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 // latent walk runs solo), and n within the pool. Otherwise nil: the request
 // takes an evaluation slot and runs on its own batch.
 func (s *Server) batcherFor(m *Model, cfg SampleConfig) *Batcher {
-	if s.cfg.Batching == BatchingOff || (m.latent != nil && !cfg.FullDim) || cfg.N > s.cfg.PoolWalkers {
+	if s.cfg.Batching == BatchingOff || (m.latent != nil && !cfg.FullDim) || cfg.N > s.cfg.BatchMaxN {
 		return nil
 	}
 	return m.Batcher(BatcherConfig{MaxWalkers: s.cfg.PoolWalkers, MaxQueue: s.cfg.MaxQueue})
