@@ -14,31 +14,7 @@ import (
 func withBase(p *models.Params, k int, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 8))
 	d := p.Spec.Dim
-	v := make([]float64, k*d)
-	for j := 0; j < k; j++ {
-		row := v[j*d : (j+1)*d]
-		for i := range row {
-			row[i] = rng.NormFloat64()
-		}
-		for pass := 0; pass < 2; pass++ {
-			for b := 0; b < j; b++ {
-				dot := 0.0
-				for i := range row {
-					dot += row[i] * v[b*d+i]
-				}
-				for i := range row {
-					row[i] -= dot * v[b*d+i]
-				}
-			}
-		}
-		n := 0.0
-		for _, x := range row {
-			n += x * x
-		}
-		for i := range row {
-			row[i] /= math.Sqrt(n)
-		}
-	}
+	v := models.RandomOrthonormal(rng, k, d)
 	lam := make([]float64, k)
 	for j := range lam {
 		lam[j] = 0.5 + 19.5*rng.Float64()

@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 )
 
 // The base term of the mlp and conv families (docs/METHOD.md §3, "Neural
@@ -152,4 +153,38 @@ func (s Spec) baseEnergy(x, grad []float64) (u float64) {
 		}
 	}
 	return u
+}
+
+// RandomOrthonormal returns k orthonormal rows of length d (k ≤ d), row j
+// at [j·d, (j+1)·d): Gaussian draws from rng made orthonormal by
+// Gram–Schmidt (two passes). They serve as random principal directions of a
+// PCA base (Spec.BaseVectors), e.g. for checks against dense references.
+func RandomOrthonormal(rng *rand.Rand, k, d int) []float64 {
+	v := make([]float64, k*d)
+	for j := 0; j < k; j++ {
+		row := v[j*d : (j+1)*d]
+		for i := range row {
+			row[i] = rng.NormFloat64()
+		}
+		for pass := 0; pass < 2; pass++ {
+			for b := 0; b < j; b++ {
+				prev := v[b*d : (b+1)*d]
+				dot := 0.0
+				for i := range row {
+					dot += row[i] * prev[i]
+				}
+				for i := range row {
+					row[i] -= dot * prev[i]
+				}
+			}
+		}
+		n := 0.0
+		for _, x := range row {
+			n += x * x
+		}
+		for i := range row {
+			row[i] /= math.Sqrt(n)
+		}
+	}
+	return v
 }

@@ -12,32 +12,7 @@ import (
 func withRandomBase(spec Spec, k int, seed uint64) Spec {
 	rng := rand.New(rand.NewPCG(seed, 17))
 	d := spec.Dim
-	v := make([]float64, k*d)
-	for j := 0; j < k; j++ {
-		row := v[j*d : (j+1)*d]
-		for i := range row {
-			row[i] = rng.NormFloat64()
-		}
-		for pass := 0; pass < 2; pass++ {
-			for b := 0; b < j; b++ {
-				prev := v[b*d : (b+1)*d]
-				dot := 0.0
-				for i := range row {
-					dot += row[i] * prev[i]
-				}
-				for i := range row {
-					row[i] -= dot * prev[i]
-				}
-			}
-		}
-		n := 0.0
-		for _, x := range row {
-			n += x * x
-		}
-		for i := range row {
-			row[i] /= math.Sqrt(n)
-		}
-	}
+	v := RandomOrthonormal(rng, k, d)
 	lam := make([]float64, k)
 	for j := range lam {
 		lam[j] = math.Pow(10, 2*rng.Float64()-1)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/jarzyn/jarzyn/models"
 )
 
 // randomPreconditioner returns M = ε·I + V·diag(λ)·Vᵀ with k random
@@ -13,31 +15,7 @@ import (
 func randomPreconditioner(t *testing.T, d, k int, eps, lmax float64, seed uint64) (*Preconditioner, []float64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 99))
-	v := make([]float64, k*d)
-	for j := 0; j < k; j++ {
-		row := v[j*d : (j+1)*d]
-		for i := range row {
-			row[i] = rng.NormFloat64()
-		}
-		for pass := 0; pass < 2; pass++ {
-			for b := 0; b < j; b++ {
-				dot := 0.0
-				for i := range row {
-					dot += row[i] * v[b*d+i]
-				}
-				for i := range row {
-					row[i] -= dot * v[b*d+i]
-				}
-			}
-		}
-		n := 0.0
-		for _, x := range row {
-			n += x * x
-		}
-		for i := range row {
-			row[i] /= math.Sqrt(n)
-		}
-	}
+	v := models.RandomOrthonormal(rng, k, d)
 	lam := make([]float64, k)
 	for j := range lam {
 		lam[j] = lmax * rng.Float64()
