@@ -10,6 +10,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	iblas "github.com/jarzyn/jarzyn/internal/blas"
 	"github.com/jarzyn/jarzyn/internal/kernels"
 	"github.com/jarzyn/jarzyn/models"
 	"github.com/jarzyn/jarzyn/smc"
@@ -297,29 +298,19 @@ func leaky[T Float](x, gy []T, slope T, out []T) {
 	const chunk = 16384
 	smc.For((len(x)+chunk-1)/chunk, func(lo, hi int) {
 		a, b := lo*chunk, min(hi*chunk, len(x))
-		xs, os := x[a:b], out[a:b]
-		// the factor is chosen by a conditional move, not a branch: the
-		// signs of pre-activations are unpredictable
-		if gy == nil {
-			for i, v := range xs {
-				f := T(1)
-				if v < 0 {
-					f = slope
-				}
-				os[i] = v * f
-			}
-			return
-		}
-		gs := gy[a:b]
-		gs = gs[:len(xs)]
-		for i, v := range xs {
-			f := T(1)
-			if v < 0 {
-				f = slope
-			}
-			os[i] = gs[i] * f
-		}
+		leakyRows(x[a:b], sliceOrNil(gy, a, b), slope, out[a:b])
 	})
+}
+
+// leakyRows is leaky on the calling goroutine, in the vectorised loop of
+// internal/blas.
+func leakyRows[T Float](xs, gy []T, slope T, os []T) {
+	switch x := any(xs).(type) {
+	case []float32:
+		iblas.Leaky(x, sliceAs[float32](gy), float32(slope), any(os).([]float32))
+	case []float64:
+		iblas.Leaky(x, sliceAs[float64](gy), float64(slope), any(os).([]float64))
+	}
 }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
@@ -329,4 +320,60 @@ func subOrNil(v []float32, a, b int) []float32 {
 		return nil
 	}
 	return v[a:b]
+}
+
+// activateRows is the activation ops' arithmetic on slices, run on the
+// calling goroutine: f(x) into out, or gy·f'(x) when gy is non-nil (y =
+// f(x)). The fused convolution (applyConvAct) calls it on one chunk of
+// samples per core. The values are those of actOp and actGradOp bit for
+// bit when the chunks start and end at multiples of 8 values (the vector
+// kernels' width, whose scalar tails round otherwise): so for convolutions
+// whose Out·Ho·Wo is a multiple of 8.
+func activateRows[T Float](act models.Activation, slope float64, x, y, gy, out []T) {
+	if xv, ok := any(x).([]float32); ok && act == models.SiLU {
+		// the kernels themselves, with no parallel loop to set up
+		if gy == nil {
+			kernels.SiLU(xv, any(out).([]float32))
+		} else {
+			kernels.SiLUGrad(xv, any(y).([]float32), any(gy).([]float32), any(out).([]float32))
+		}
+		return
+	}
+	if act == models.LeakyReLU {
+		leakyRows(x, gy, T(slope), out)
+		return
+	}
+	const piece = 4096
+	for a := 0; a < len(x); a += piece {
+		b := min(a+piece, len(x))
+		xs, ys, gs, os := x[a:b], sliceOrNil(y, a, b), sliceOrNil(gy, a, b), out[a:b]
+		switch {
+		case act == models.Identity && gs == nil:
+			copy(os, xs)
+		case act == models.Identity:
+			copy(os, gs)
+		default:
+			switch xv := any(xs).(type) {
+			case []float32:
+				activateF32(act, xv, sliceAs[float32](ys), sliceAs[float32](gs), any(os).([]float32))
+			case []float64:
+				activate(act, xv, sliceAs[float64](ys), sliceAs[float64](gs), any(os).([]float64), math.Exp)
+			}
+		}
+	}
+}
+
+func sliceOrNil[T Float](v []T, a, b int) []T {
+	if v == nil {
+		return nil
+	}
+	return v[a:b]
+}
+
+// sliceAs is v as []E (nil stays nil); E is T's own type.
+func sliceAs[E Float, T Float](v []T) []E {
+	if v == nil {
+		return nil
+	}
+	return any(v).([]E)
 }

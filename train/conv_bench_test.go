@@ -57,11 +57,15 @@ func BenchmarkConvEnergyGrad(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for i := 0; i < b.N; i++ {
 				if err := e.run(u, g); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// the process's CPU time per evaluation (all cores): on a
+			// shared machine it moves less than the wall time
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e3/float64(b.N), "cpu-ms/op")
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			conv, lin := convFlops(c.spec)
 			f := 2 * lin

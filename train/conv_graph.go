@@ -15,7 +15,9 @@ import (
 // quadratic base is added outside the graph (addQuadratic).
 //
 // With taps, every layer's input a_{l−1} and output z_l (before the
-// activation) are recorded, the convolutions first.
+// activation) are recorded, the convolutions first, and each activation is
+// its own op; without, each convolution and its activation are one op
+// (applyConvAct).
 func convEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.Node, n int, taps *layerTaps) (*G.Node, error) {
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
@@ -26,14 +28,20 @@ func convEnergy[T Float](g *G.ExprGraph, spec models.Spec, params G.Nodes, x *G.
 	}
 	h := x
 	shapes := spec.ConvShapes()
+	blk := blockConvs[T](spec, n)
 	for i, l := range spec.Conv {
-		in := h
-		h = must(applyConv[T](newConvGeom(shapes[i], l), h, params[2*i], params[2*i+1]))
-		if taps != nil {
-			taps.inputs = append(taps.inputs, in)
-			taps.pre = append(taps.pre, h)
+		in, slope := h, models.LeakySlopeOf(l.Activation, l.Slope)
+		if taps == nil {
+			h = must(applyConvAct[T](newConvGeom(shapes[i], l), l.Activation, slope, h, params[2*i], params[2*i+1], i > 0 && blk[i-1], blk[i], n))
+			if err != nil {
+				return nil, fmt.Errorf("train: building convolution %d: %w", i, err)
+			}
+			continue
 		}
-		h = must(applyActivationSlope(l.Activation, models.LeakySlopeOf(l.Activation, l.Slope), h))
+		h = must(applyConv[T](newConvGeom(shapes[i], l), h, params[2*i], params[2*i+1]))
+		taps.inputs = append(taps.inputs, in)
+		taps.pre = append(taps.pre, h)
+		h = must(applyActivationSlope(l.Activation, slope, h))
 		if err != nil {
 			return nil, fmt.Errorf("train: building convolution %d: %w", i, err)
 		}
@@ -65,6 +73,24 @@ func convKernels[T Float](spec models.Spec) []*convKernel[T] {
 	shapes := spec.ConvShapes()
 	for i, l := range spec.Conv {
 		out = append(out, newConvKernel[T](newConvGeom(shapes[i], l)))
+	}
+	return out
+}
+
+// blockConvs reports, per convolution of spec, whether its output goes to
+// the next one blocked (convKernel's inBlk, outBlk) for batches of n: both
+// have activations (so both are fused ops, whose derivatives are the only
+// readers of the blocked matrices), both lay their patches out sample-minor
+// and both cut the batch into the same chunks.
+func blockConvs[T Float](spec models.Spec, n int) []bool {
+	ks := convKernels[T](spec)
+	out := make([]bool, len(spec.Conv))
+	for i := 0; i+1 < len(ks); i++ {
+		a, b := ks[i], ks[i+1]
+		a.act, b.act = spec.Conv[i].Activation, spec.Conv[i+1].Activation
+		na, _ := a.chunking(n)
+		nb, _ := b.chunking(n)
+		out[i] = a.fused() && b.fused() && a.minor(n) && b.minor(n) && na == nb
 	}
 	return out
 }

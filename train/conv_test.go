@@ -767,3 +767,114 @@ data:
 		t.Fatal("an unknown preset was accepted")
 	}
 }
+
+// fusedTestSpec is a conv net whose three convolutions all have
+// activations (SiLU, LeakyReLU, tanh), so that graphs without taps fuse
+// each with its activation and, for batches cut into sample-minor chunks,
+// pass the first two outputs on blocked (blockConvs).
+func fusedTestSpec() models.Spec {
+	return models.Spec{Family: models.Conv, Dim: 64, InputShape: []int{1, 8, 8},
+		Conv: []models.ConvLayer{
+			{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Activation: models.SiLU},
+			{Out: 6, Kernel: 3, Stride: 2, Pad: 1, Activation: models.LeakyReLU, Slope: 0.2},
+			{Out: 5, Kernel: 3, Stride: 1, Pad: 1, Activation: models.Tanh},
+		},
+		Hidden: []int{8}, Activation: models.SiLU, BaseStd: 1.5}
+}
+
+// The fused and blocked convolutions (graphs without taps: walker
+// evaluation, data term) against the convolution and activation ops one by
+// one (the walker graph with taps, checked against the references above):
+// U and ∇ₓU agree bit for bit, the data term's parameter gradients to
+// rounding (its mean is summed in another order), for batches whose
+// chunks are sample-minor (blocked, with a ragged last chunk) or not.
+//
+// The second net ends on the LeakyReLU, whose sample-minor output is not
+// blocked: it is applied as the output is transposed (TransposeLeaky).
+func TestConvFusedMatchesUnfused(t *testing.T) {
+	leakyLast := fusedTestSpec()
+	leakyLast.Conv[1].Activation, leakyLast.Conv[2].Activation = models.Tanh, models.LeakyReLU
+	leakyLast.Conv[2].Slope = 0.3
+	for _, c := range []struct {
+		spec    models.Spec
+		n       int
+		blocked bool
+	}{{fusedTestSpec(), 64, true}, {fusedTestSpec(), 70, true}, {fusedTestSpec(), 20, false}, {leakyLast, 64, true}, {leakyLast, 70, true}} {
+		spec := c.spec
+		p := randomConvParams(t, spec, 41)
+		for _, dtype := range []string{"float64", "float32"} {
+			t.Run(fmt.Sprintf("%s_n%d_%s", spec.Conv[2].Activation, c.n, dtype), func(t *testing.T) {
+				if got := blockConvs[float64](spec, c.n); got[0] != c.blocked || got[1] != c.blocked || got[2] {
+					t.Fatalf("blockConvs = %v, want the first two %v", got, c.blocked)
+				}
+				if dtype == "float32" {
+					checkFused[float32](t, p, c.n)
+				} else {
+					checkFused[float64](t, p, c.n)
+				}
+			})
+		}
+	}
+}
+
+func checkFused[T Float](t *testing.T, p *models.Params, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(42, uint64(n)))
+	d := p.Spec.Dim
+	x := toT[T](randSlice(rng, n*d, 1.5))
+	ps := newParamSet[T](p)
+	eval := func(taps bool) ([]float64, []T, *walkerEval[T]) {
+		e, err := newWalkerEval[T](ps, n, taps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(e.X, x)
+		u, g := make([]float64, n), make([]T, n*d)
+		for range 2 { // the second run reuses every kept buffer
+			if err := e.run(u, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return u, g, e
+	}
+	uf, gf, _ := eval(false)
+	uu, gu, e := eval(true)
+	for i := range uf {
+		if uf[i] != uu[i] {
+			t.Fatalf("U[%d] fused %v, unfused %v", i, uf[i], uu[i])
+		}
+	}
+	for i := range gf {
+		if gf[i] != gu[i] {
+			t.Fatalf("∇ₓU[%d] fused %v, unfused %v", i, gf[i], gu[i])
+		}
+	}
+	// the data term's gradient of mean U against the walker term with c = 1/n
+	pg, err := newParamGrad[T](ps, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(pg.Data, x)
+	fused := make([][]T, len(ps.data))
+	want := make([][]T, len(ps.data))
+	for k := range fused {
+		fused[k], want[k] = make([]T, len(ps.data[k])), make([]T, len(ps.data[k]))
+	}
+	if _, err := pg.run(fused); err != nil {
+		t.Fatal(err)
+	}
+	c := make([]float64, n)
+	for i := range c {
+		c[i] = 1 / float64(n)
+	}
+	e.weightedParamGrad(c, want)
+	tol := 1e-12
+	if dtypeOf[T]() == tensor.Float32 {
+		tol = 1e-4
+	}
+	for k := range fused {
+		if err := maxRelErr(fused[k], want[k]); err > tol {
+			t.Fatalf("∂ mean U/∂%s: fused against unfused relative error %.3g", p.Tensors[k].Name, err)
+		}
+	}
+}

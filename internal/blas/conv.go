@@ -71,6 +71,55 @@ func Col2imT[T float32 | float64](g ConvGeom, cols []T, ld, n int, dxt []T) {
 	col2imT(g, cols, ld, n, dxt)
 }
 
+// AddRows adds add[i] to every value of row i of y, a [rows, cols] matrix
+// (row stride cols): a convolution's bias on its output laid out as
+// [Out, Ho·Wo·n], which the sample-minor GEMM writes.
+func AddRows[T float32 | float64](y []T, rows, cols int, add []T) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if len(add) < rows || len(y) < rows*cols {
+		panic(fmt.Sprintf("blas: AddRows of %d×%d with slices of %d and %d values", rows, cols, len(y), len(add)))
+	}
+	addRows(y, rows, cols, add)
+}
+
+func addRowsGo[T float32 | float64](y []T, rows, cols int, add []T) {
+	for i := 0; i < rows; i++ {
+		a := add[i]
+		r := y[i*cols : (i+1)*cols]
+		for j := range r {
+			r[j] += a
+		}
+	}
+}
+
+// Leaky writes LeakyReLU(x) (v for v ≥ 0, slope·v below) into out, or,
+// with gy non-nil, gy ⊙ LeakyReLU'(x) (gy where v ≥ 0, slope·gy below).
+func Leaky[T float32 | float64](x, gy []T, slope T, out []T) {
+	if len(out) < len(x) || (gy != nil && len(gy) < len(x)) {
+		panic(fmt.Sprintf("blas: Leaky of %d values with slices of %d and %d", len(x), len(gy), len(out)))
+	}
+	if len(x) == 0 {
+		return
+	}
+	leaky(x, gy, slope, out)
+}
+
+func leakyGo[T float32 | float64](x, gy []T, slope T, out []T) {
+	for i, v := range x {
+		f := T(1)
+		if v < 0 {
+			f = slope
+		}
+		if gy == nil {
+			out[i] = v * f
+		} else {
+			out[i] = gy[i] * f
+		}
+	}
+}
+
 // Transpose writes out[j·ldo + i] = in[i·ldi + j]·scale[i] + add[i/group]
 // for i < rows, j < cols: a transpose that can scale each input row and add
 // a value per group of input rows (a convolution's bias, one per channel of
@@ -79,12 +128,16 @@ func Transpose[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo in
 	if rows == 0 || cols == 0 {
 		return
 	}
+	checkTranspose(in, rows, cols, ldi, out, ldo, scale, add, group)
+	transpose(in, rows, cols, ldi, out, ldo, scale, add, group)
+}
+
+func checkTranspose[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo int, scale, add []T, group int) {
 	if ldi < cols || ldo < rows || len(in) < (rows-1)*ldi+cols || len(out) < (cols-1)*ldo+rows ||
 		scale != nil && len(scale) < rows || add != nil && (group <= 0 || len(add) < (rows+group-1)/group) {
 		panic(fmt.Sprintf("blas: transpose of %d×%d (ld %d, %d) with slices of %d, %d, %d, %d values (group %d) does not fit",
 			rows, cols, ldi, ldo, len(in), len(out), len(scale), len(add), group))
 	}
-	transpose(in, rows, cols, ldi, out, ldo, scale, add, group)
 }
 
 // span returns the outputs o ∈ [lo, hi) of n whose input o·S − P + k lies
@@ -199,6 +252,24 @@ func col2imTGo[T float32 | float64](g ConvGeom, cols []T, ld, n int, dxt []T) {
 				}
 			}
 		}
+	}
+}
+
+// TransposeLeaky is Transpose followed by LeakyReLU in the same pass: out
+// gets z·slope where the transposed value z < 0, z elsewhere.
+func TransposeLeaky[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo int, scale, add []T, group int, slope T) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	checkTranspose(in, rows, cols, ldi, out, ldo, scale, add, group)
+	transposeLeaky(in, rows, cols, ldi, out, ldo, scale, add, group, slope)
+}
+
+func transposeLeakyGo[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo int, scale, add []T, group int, slope T) {
+	transposeGo(in, rows, cols, ldi, out, ldo, scale, add, group)
+	for j := 0; j < cols; j++ {
+		o := out[j*ldo : j*ldo+rows]
+		leakyGo(o, nil, slope, o)
 	}
 }
 

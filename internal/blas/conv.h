@@ -36,4 +36,22 @@ void jz_transpose_f32(const float *in, long rows, long cols, long ldi, float *ou
 void jz_transpose_f64(const double *in, long rows, long cols, long ldi, double *out, long ldo, const double *scale,
                       const double *add, long group);
 
+// jz_transpose_leaky_* are jz_transpose_* followed by LeakyReLU: with z the
+// value above, out gets z·slope where z < 0 and z elsewhere (two
+// roundings, as the two steps apart).
+void jz_transpose_leaky_f32(const float *in, long rows, long cols, long ldi, float *out, long ldo, const float *scale,
+                            const float *add, long group, float slope);
+void jz_transpose_leaky_f64(const double *in, long rows, long cols, long ldi, double *out, long ldo,
+                            const double *scale, const double *add, long group, double slope);
+
+// jz_add_rows_* add add[i] to every value of row i of y (rows × cols, row
+// stride cols).
+void jz_add_rows_f32(float *y, long rows, long cols, const float *add);
+void jz_add_rows_f64(double *y, long rows, long cols, const double *add);
+
+// jz_leaky_* write out[i] = x[i]·f (gy NULL) or gy[i]·f, f = slope where
+// x[i] < 0 and 1 elsewhere, for i < n.
+void jz_leaky_f32(const float *x, const float *gy, float slope, float *out, long n);
+void jz_leaky_f64(const double *x, const double *gy, double slope, double *out, long n);
+
 #endif

@@ -74,3 +74,32 @@ func transpose[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo in
 			f64(any(scale).([]float64)), f64(any(add).([]float64)), C.long(group))
 	}
 }
+
+func addRows[T float32 | float64](y []T, rows, cols int, add []T) {
+	switch a := any(y).(type) {
+	case []float32:
+		C.jz_add_rows_f32(f32(a), C.long(rows), C.long(cols), f32(any(add).([]float32)))
+	case []float64:
+		C.jz_add_rows_f64(f64(a), C.long(rows), C.long(cols), f64(any(add).([]float64)))
+	}
+}
+
+func leaky[T float32 | float64](x, gy []T, slope T, out []T) {
+	switch a := any(x).(type) {
+	case []float32:
+		C.jz_leaky_f32(f32(a), f32(any(gy).([]float32)), C.float(slope), f32(any(out).([]float32)), C.long(len(a)))
+	case []float64:
+		C.jz_leaky_f64(f64(a), f64(any(gy).([]float64)), C.double(slope), f64(any(out).([]float64)), C.long(len(a)))
+	}
+}
+
+func transposeLeaky[T float32 | float64](in []T, rows, cols, ldi int, out []T, ldo int, scale, add []T, group int, slope T) {
+	switch a := any(in).(type) {
+	case []float32:
+		C.jz_transpose_leaky_f32(f32(a), C.long(rows), C.long(cols), C.long(ldi), f32(any(out).([]float32)), C.long(ldo),
+			f32(any(scale).([]float32)), f32(any(add).([]float32)), C.long(group), C.float(slope))
+	case []float64:
+		C.jz_transpose_leaky_f64(f64(a), C.long(rows), C.long(cols), C.long(ldi), f64(any(out).([]float64)), C.long(ldo),
+			f64(any(scale).([]float64)), f64(any(add).([]float64)), C.long(group), C.double(slope))
+	}
+}

@@ -2,6 +2,7 @@ package blas
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -250,6 +251,122 @@ func TestTranspose(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// AddRows and Leaky against their definitions, in both precisions, with
+// lengths around the vector widths; Leaky's values are exact products, so
+// they must agree bit for bit, the signed zeros and a NaN included.
+func TestAddRowsLeaky(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 33, 256} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			checkAddRowsLeaky[float32](t, n)
+			checkAddRowsLeaky[float64](t, n)
+		})
+	}
+}
+
+func checkAddRowsLeaky[T float32 | float64](t *testing.T, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(5, uint64(n)))
+	const rows = 3
+	y, add := make([]T, rows*n), make([]T, rows)
+	for i := range y {
+		y[i] = T(rng.NormFloat64())
+	}
+	for i := range add {
+		add[i] = T(rng.NormFloat64())
+	}
+	want := append([]T(nil), y...)
+	for i := range want {
+		want[i] += add[i/n]
+	}
+	AddRows(y, rows, n, add)
+	for i := range y {
+		if y[i] != want[i] {
+			t.Fatalf("AddRows[%d] = %v, want %v", i, y[i], want[i])
+		}
+	}
+	x, gy := make([]T, n), make([]T, n)
+	for i := range x {
+		x[i], gy[i] = T(rng.NormFloat64()), T(rng.NormFloat64())
+	}
+	x[0] = T(negZero)
+	if n > 2 {
+		x[1], x[2] = 0, T(nan)
+	}
+	const slope = 0.2
+	for _, grad := range []bool{false, true} {
+		out := make([]T, n)
+		var g []T
+		if grad {
+			g = gy
+		}
+		Leaky(x, g, slope, out)
+		for i, v := range x {
+			f := T(1)
+			if v < 0 {
+				f = slope
+			}
+			w := v * f
+			if grad {
+				w = gy[i] * f
+			}
+			if math.Float64bits(float64(out[i])) != math.Float64bits(float64(w)) {
+				t.Fatalf("Leaky(grad %v)[%d] of %v = %v, want %v", grad, i, v, out[i], w)
+			}
+		}
+	}
+}
+
+var (
+	negZero = math.Copysign(0, -1)
+	nan     = math.NaN()
+)
+
+// TransposeLeaky against Transpose followed by Leaky, bit for bit, on the
+// AVX2 blocks and the ragged edges, with and without the bias.
+func TestTransposeLeaky(t *testing.T) {
+	for _, sh := range [][2]int{{1, 1}, {8, 8}, {7, 9}, {80, 9}, {17, 13}, {64, 32}} {
+		for _, withAdd := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%dx%d/add%v", sh[0], sh[1], withAdd), func(t *testing.T) {
+				checkTransposeLeaky[float32](t, sh[0], sh[1], withAdd)
+				checkTransposeLeaky[float64](t, sh[0], sh[1], withAdd)
+			})
+		}
+	}
+}
+
+func checkTransposeLeaky[T float32 | float64](t *testing.T, rows, cols int, withAdd bool) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(rows), uint64(cols)))
+	const group, slope = 4, 0.2
+	ldi, ldo := cols+1, rows+2
+	in := make([]T, rows*ldi)
+	for i := range in {
+		in[i] = T(rng.NormFloat64())
+	}
+	var add []T
+	if withAdd {
+		add = make([]T, (rows+group-1)/group)
+		for i := range add {
+			add[i] = T(rng.NormFloat64())
+		}
+	}
+	got, want := make([]T, cols*ldo), make([]T, cols*ldo)
+	for i := range got {
+		got[i], want[i] = 99, 99
+	}
+	TransposeLeaky(in, rows, cols, ldi, got, ldo, nil, add, group, slope)
+	Transpose(in, rows, cols, ldi, want, ldo, nil, add, group)
+	for j := 0; j < cols; j++ {
+		o := want[j*ldo : j*ldo+rows]
+		Leaky(o, nil, slope, o)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("out[%d] = %v, want %v", i, got[i], want[i])
 		}
 	}
 }
