@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 
 	"github.com/jarzyn/jarzyn/datasets"
 	"github.com/jarzyn/jarzyn/internal/config"
@@ -140,6 +141,9 @@ func loadData(cfg Config) (teacher datasets.Teacher, data []float64, labels []in
 		return teacher, data, labels, s / float64(cfg.Data.N), nil
 	}
 	dir := cfg.Data.dataPath()
+	if dir == "" {
+		return teacher, nil, nil, 0, fmt.Errorf("train: data.path: data.kind %s needs the folder of its files (%s); set data.path", cfg.Data.Kind, strings.Join(datasets.CIFAR10Files, ", "))
+	}
 	var im *datasets.Images
 	if cfg.Data.Kind == DataMNIST {
 		im, err = datasets.LoadMNIST(dir, "train")

@@ -145,3 +145,24 @@ func TestTrainMNISTShort(t *testing.T) {
 		t.Errorf("missing folder: %v, want an error naming data.path and the folder", err)
 	}
 }
+
+// configs/cifar10-paper.yaml validates as shipped and fails clearly, naming
+// data.path and the files it needs, when the batches are not there.
+func TestCIFAR10PaperConfigNeedsData(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"", "set data.path"},
+		{t.TempDir(), "data_batch_1.bin"},
+	} {
+		cfg, err := LoadConfig("../configs/cifar10-paper.yaml", []string{"data.path=" + tc.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cfg.Walkers.Heuristic || cfg.Data.N != 50000 || cfg.Model.Dim != 3072 {
+			t.Errorf("config: heuristic %v, n %d, dim %d", cfg.Walkers.Heuristic, cfg.Data.N, cfg.Model.Dim)
+		}
+		_, err = newTrainer[float32](cfg)
+		if err == nil || !strings.Contains(err.Error(), "data.path") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("data.path %q: %v, want an error naming data.path and %q", tc.path, err, tc.want)
+		}
+	}
+}
