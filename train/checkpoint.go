@@ -23,6 +23,9 @@ type checkpointState struct {
 	Accepted   int64  `json:"mala_accepted,omitempty"`
 	Proposed   int64  `json:"mala_proposed,omitempty"`
 	LastAccept string `json:"mala_last_accept,omitempty"`
+	// MALA's step size for the next iteration (walkers.target_accept), ""
+	// before the first
+	MALAStep string `json:"mala_step,omitempty"`
 	// warm-up steps taken (walkers.warmup_steps)
 	WarmupDone int `json:"warmup_done,omitempty"`
 }
@@ -62,6 +65,9 @@ func (t *trainer[T]) checkpoint(elapsed float64, configYAML []byte) (*models.Con
 		Accepted: t.mala.Accepted, Proposed: t.mala.Proposed, WarmupDone: t.vs.warmupDone}
 	if t.cfg.Walkers.Kernel == "mala" {
 		st.LastAccept = strconv.FormatFloat(t.mala.Last, 'g', -1, 64)
+		if t.mala.H != 0 {
+			st.MALAStep = strconv.FormatFloat(t.mala.H, 'g', -1, 64)
+		}
 	}
 	put := func(prefix string, pop *population[T]) {
 		c.PutFloats(prefix+"walkers", toF64(pop.X))
@@ -189,6 +195,12 @@ func (t *trainer[T]) restore(c *models.Container) error {
 	if st.LastAccept != "" {
 		if t.mala.Last, err = strconv.ParseFloat(st.LastAccept, 64); err != nil {
 			return fmt.Errorf("train: checkpoint MALA acceptance %q: %w", st.LastAccept, err)
+		}
+	}
+	t.mala.H = 0
+	if st.MALAStep != "" {
+		if t.mala.H, err = strconv.ParseFloat(st.MALAStep, 64); err != nil || !(t.mala.H > 0) {
+			return fmt.Errorf("train: checkpoint MALA step size %q: want a number > 0", st.MALAStep)
 		}
 	}
 	return nil

@@ -137,6 +137,12 @@ type WalkerConfig struct {
 	// weights of §2) or "mala" (Metropolis-adjusted, at the new parameters, with work-only weights:
 	// docs/METHOD.md §8). The default value is "ula".
 	Kernel string `mapstructure:"kernel"`
+	// TargetAccept adapts MALA's step size (walkers.kernel mala) after every iteration towards this
+	// acceptance rate of the gradient population: h ← h·exp(acceptance − target), kept within
+	// [step_size/1000, 100·step_size]. h is chosen from the past iterations only, as the parameter
+	// path is, and MALA leaves ρθ invariant for every h, so the work-only weights stay exact
+	// (docs/METHOD.md §8). 0 keeps h = step_size. The default value is 0.
+	TargetAccept float64 `mapstructure:"target_accept"`
 	// Preconditioner is the matrix M of the Langevin steps, x ← x − h·M·∇U + √(2h)·M^{1/2}·ξ: "none"
 	// (M = I), "base" (M = Σ, the base's covariance), or "auto" (base with model.base_fit pca, none
 	// otherwise). The default value is "auto".
@@ -412,6 +418,9 @@ func (c *Config) validateWalkers() error {
 	}
 	if c.Walkers.Kernel != "ula" && c.Walkers.Kernel != "mala" {
 		return bad("walkers.kernel", "must be ula or mala, got %q", c.Walkers.Kernel)
+	}
+	if ta := c.Walkers.TargetAccept; math.IsNaN(ta) || ta < 0 || ta >= 1 || (ta > 0 && c.Walkers.Kernel != "mala") {
+		return bad("walkers.target_accept", "must be 0 (off) or in (0, 1) with walkers.kernel mala, got %v with kernel %s", ta, c.Walkers.Kernel)
 	}
 	switch c.Walkers.Preconditioner {
 	case "auto", "none":

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 
 	blasimpl "github.com/jarzyn/jarzyn/internal/blas"
@@ -73,6 +74,25 @@ type malaState struct {
 	// iteration (NaN before the first).
 	Accepted, Proposed int64
 	Last               float64
+	// H is the step size of the next iteration (0 before the first:
+	// walkers.step_size); it moves with walkers.target_accept.
+	H float64
+}
+
+// malaAdaptMin and malaAdaptMax bound the adapted step size to
+// [malaAdaptMin·h0, malaAdaptMax·h0], h0 = walkers.step_size.
+const (
+	malaAdaptMin = 1e-3
+	malaAdaptMax = 100
+)
+
+// adapt sets the next iteration's step size from the last acceptance rate
+// (walkers.target_accept; no-op when 0).
+func (ms *malaState) adapt(h0, target float64) {
+	if target <= 0 || math.IsNaN(ms.Last) {
+		return
+	}
+	ms.H = min(max(ms.H*math.Exp(ms.Last-target), h0*malaAdaptMin), h0*malaAdaptMax)
 }
 
 // malaMove is steps 3–4 of an iteration with walkers.kernel mala (docs/METHOD.md
@@ -89,9 +109,12 @@ type malaState struct {
 // between steps.
 func (t *trainer[T]) malaMove(ctx context.Context, h Hooks, k int, weighted bool, prevMeanU, prevNorm float64) error {
 	cfg := t.cfg
-	hStep := cfg.Walkers.StepSize
-	pops := t.pops()
 	ms := t.mala
+	if ms.H == 0 {
+		ms.H = cfg.Walkers.StepSize
+	}
+	hStep := ms.H
+	pops := t.pops()
 	if len(ms.before) != len(pops) {
 		ms.before = make([][]float64, len(pops))
 		ms.accepted = make([]bool, t.pop.N())
@@ -142,6 +165,7 @@ func (t *trainer[T]) malaMove(ctx context.Context, h Hooks, k int, weighted bool
 	ms.Accepted += int64(acc)
 	ms.Proposed += proposed
 	ms.Last = float64(acc) / float64(proposed)
+	ms.adapt(cfg.Walkers.StepSize, cfg.Walkers.TargetAccept)
 	return nil
 }
 

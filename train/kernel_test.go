@@ -3,13 +3,16 @@ package train
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
+	"github.com/jarzyn/jarzyn/internal/config"
 	"github.com/jarzyn/jarzyn/models"
 )
 
@@ -313,5 +316,72 @@ func TestPCABaseGraphMatchesReference(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// walkers.target_accept moves MALA's step size towards the target
+// acceptance, the step is part of the checkpoint (a resumed run is bit for
+// bit the uninterrupted one), and the key is refused without mala.
+func TestMALAAdaptiveStep(t *testing.T) {
+	cfg := pcaTestConfig()
+	cfg.Walkers.Kernel, cfg.Walkers.StepSize, cfg.Walkers.ULASteps, cfg.Walkers.TargetAccept = "mala", 20, 2, 0.6
+	cfg.Data.N, cfg.Data.Batch, cfg.Walkers.N = 400, 100, 200
+	cfg.Optimizer.LR = 0.01
+	cfg.Iterations = 40
+	cfg.Log.Every, cfg.Log.CheckpointEvery = 5, 1000
+	dirA, dirB := t.TempDir(), t.TempDir()
+	sum, err := Run(context.Background(), Options{Config: cfg, OutDir: dirA, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dirA, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(rows[0], "accept")
+	first, _ := strconv.ParseFloat(rows[2][col], 64)
+	last, _ := strconv.ParseFloat(rows[len(rows)-1][col], 64)
+	if sum.MALAStepSize == nil || !(*sum.MALAStepSize < cfg.Walkers.StepSize) || math.Abs(last-0.6) > 0.2 || math.Abs(last-0.6) >= math.Abs(first-0.6) {
+		t.Fatalf("step size %v (from %v), acceptance %v after 5 iterations and %v at the end: want a smaller step and an acceptance near 0.6",
+			fval(sum.MALAStepSize), cfg.Walkers.StepSize, first, last)
+	}
+	t.Logf("h %v → %.4g, acceptance %.3f → %.3f", cfg.Walkers.StepSize, *sum.MALAStepSize, first, last)
+	half := cfg
+	half.Iterations = 13
+	if _, err := Run(context.Background(), Options{Config: half, OutDir: dirB, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	sumB, err := Run(context.Background(), Options{Config: cfg, OutDir: dirB, Resume: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *sumB.MALAStepSize != *sum.MALAStepSize {
+		t.Errorf("step size %v resumed, %v uninterrupted", *sumB.MALAStepSize, *sum.MALAStepSize)
+	}
+	names := []string{"walkers", "log_weights", "param/w0"}
+	a := readFloats(t, filepath.Join(dirA, CheckpointDir, LatestCkpt), names...)
+	b := readFloats(t, filepath.Join(dirB, CheckpointDir, LatestCkpt), names...)
+	for _, n := range names {
+		for i := range a[n] {
+			if math.Float64bits(a[n][i]) != math.Float64bits(b[n][i]) {
+				t.Fatalf("%s[%d]: uninterrupted %v, resumed %v", n, i, a[n][i], b[n][i])
+			}
+		}
+	}
+	for _, bad := range []struct {
+		kernel string
+		target float64
+	}{{"ula", 0.6}, {"mala", 1}, {"mala", -0.1}} {
+		c := pcaTestConfig()
+		c.Walkers.Kernel, c.Walkers.TargetAccept = bad.kernel, bad.target
+		var ke *config.KeyError
+		if err := c.Validate(); !errors.As(err, &ke) || ke.Key != "walkers.target_accept" {
+			t.Errorf("kernel %s, target %v: %v, want a KeyError for walkers.target_accept", bad.kernel, bad.target, err)
+		}
 	}
 }

@@ -60,6 +60,9 @@ type Summary struct {
 	// Accept is the MALA acceptance rate of the gradient population over
 	// the run (walkers.kernel mala); absent with ULA.
 	Accept *float64 `json:"accept,omitempty"`
+	// MALAStepSize is MALA's step size at the end of the run when it adapts
+	// (walkers.target_accept); absent otherwise.
+	MALAStepSize *float64 `json:"mala_step_size,omitempty"`
 	// HeuristicWeights is true with walkers.heuristic: the log-weights, log
 	// Ẑ and the CE estimate are not exact (docs/METHOD.md §5.2); absent otherwise.
 	HeuristicWeights bool `json:"heuristic_weights,omitempty"`
@@ -239,6 +242,9 @@ func (t *trainer[T]) summary(final row, seconds float64) *Summary {
 	}
 	if t.mala.Proposed > 0 {
 		s.Accept = fptr(float64(t.mala.Accepted) / float64(t.mala.Proposed))
+	}
+	if t.cfg.Walkers.TargetAccept > 0 && t.mala.H > 0 {
+		s.MALAStepSize = fptr(t.mala.H)
 	}
 	if ev := final.Eval; ev != nil {
 		s.ModeMasses = ev.ModeMasses
