@@ -515,10 +515,12 @@ func applyConvAct[T Float](g convGeom, act models.Activation, slope float64, x, 
 func matType() G.TensorType { return G.TensorType{Dims: 2, Of: hm.TypeVariable('a')} }
 func vecType() G.TensorType { return G.TensorType{Dims: 1, Of: hm.TypeVariable('a')} }
 
+// inShape is input i's shape as the project's ops (convolution, linear)
+// receive it from gorgonia's shape inference.
 func inShape(in []G.DimSizer, i int) (tensor.Shape, error) {
 	s, ok := in[i].(tensor.Shape)
 	if !ok {
-		return nil, fmt.Errorf("train: convolution input %d has shape %T", i, in[i])
+		return nil, fmt.Errorf("train: op input %d has shape %T", i, in[i])
 	}
 	return s, nil
 }

@@ -59,7 +59,10 @@ func TestFileDataConfig(t *testing.T) {
 		edit func(*Config)
 		key  string
 	}{
-		{"gmm family", func(c *Config) { c.Model.Preset = ""; c.Model.Spec = models.Spec{Family: models.GMM, Dim: 784, Modes: 2} }, "model.family"},
+		{"gmm family", func(c *Config) {
+			c.Model.Preset = ""
+			c.Model.Spec = models.Spec{Family: models.GMM, Dim: 784, Modes: 2}
+		}, "model.family"},
 		{"mlp of the wrong size", func(c *Config) { c.Model.Preset = ""; c.Model.Spec = DefaultConfig().Model.Spec }, "model.dim"},
 		{"cifar net on mnist", func(c *Config) { c.Model.Preset = "cifar" }, "model.dim"},
 		{"counts per class", func(c *Config) { c.Data.Counts = []int{10, 20} }, "data.counts"},

@@ -173,24 +173,16 @@ func linearDims(op fmt.Stringer, a, w tensor.Shape, byOut bool) (n, in, out int,
 	return a[0], w[0], w[1], nil
 }
 
-func shapeOf(in []G.DimSizer, i int) (tensor.Shape, error) {
-	s, ok := in[i].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("train: linear layer input %d has shape %T", i, in[i])
-	}
-	return s, nil
-}
-
 func (op linearOp[T]) Arity() int { return 3 }
 func (op linearOp[T]) Type() hm.Type {
 	return hm.NewFnType(matType(), matType(), hm.TypeVariable('b'), matType())
 }
 func (op linearOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(in, 0)
+	x, err := inShape(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	w, err := shapeOf(in, 1)
+	w, err := inShape(in, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -244,11 +236,11 @@ func (op linearInputGradOp[T]) Type() hm.Type {
 	return hm.NewFnType(matType(), matType(), matType())
 }
 func (op linearInputGradOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	gy, err := shapeOf(in, 0)
+	gy, err := inShape(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	w, err := shapeOf(in, 1)
+	w, err := inShape(in, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -289,11 +281,11 @@ func (op linearWeightGradOp[T]) Type() hm.Type {
 	return hm.NewFnType(matType(), matType(), matType())
 }
 func (op linearWeightGradOp[T]) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	x, err := shapeOf(in, 0)
+	x, err := inShape(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	gy, err := shapeOf(in, 1)
+	gy, err := inShape(in, 1)
 	if err != nil {
 		return nil, err
 	}
