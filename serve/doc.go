@@ -16,7 +16,10 @@
 // (ula.go), weighted annealing (annealed.go) and, for an MLP with a latent
 // model, either of them in the latent space (latent.go); walk.go holds what
 // they share (the batch, the workers, the noise, one step around the
-// model's evaluation).
+// model's evaluation). Each strategy is a stepJob cut at its evaluations, so
+// the same code runs a request alone or, through a [Batcher] (batcher.go),
+// in one walker batch shared with the other requests on the model
+// (continuous batching: requests join and leave between steps).
 //
 // Plain sampling ([Sample] with Weighted false) starts N walkers from the
 // model's base distribution N(μ0, σ0²I) (or uniformly in the data range) and
@@ -65,7 +68,7 @@
 //
 //	POST /v1/sample                        {"model","version","n","steps","h","seed","weighted","init",
 //	                                        "extra_steps","resample_threshold","resample_scheme","precondition"}
-//	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z","latent_dim",…}
+//	                                       → {"shape","samples","log_weights","ess","ess_fraction","log_z","latent_dim","batched",…}
 //	GET  /v2, /v2/health/live, /v2/health/ready
 //	GET  /v2/models/{name}[/versions/{v}][/ready]
 //	POST /v2/models/{name}[/versions/{v}]/infer   x FP32 [batch, shape…] → energy [batch], grad [batch, shape…]
