@@ -56,14 +56,16 @@ bench: build
 # is set as log.classifier), both exported and sampled with the class
 # fractions. Long: hours on two cores.
 MNIST_DIR ?= runs/mnist236
+# extra jarzyn-train flags for both runs, e.g. MNIST_SET="--set iterations=200" for a short try
+MNIST_SET ?=
 .PHONY: mnist
 mnist: build
 	@test -f configs/mnist236.yaml || { echo "mnist: configs/mnist236.yaml is missing" >&2; exit 1; }
 	$(BIN)/jarzyn-train classifier --mnist .deps/mnist --classes 2,3,6 --out $(MNIST_DIR)/classifier
 	$(BIN)/jarzyn-train --config configs/mnist236.yaml --out $(MNIST_DIR)/jarzynski \
-	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin
-	$(BIN)/jarzyn-train --config configs/mnist236.yaml --out $(MNIST_DIR)/pcd --set method=pcd \
-	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin
+	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin $(MNIST_SET)
+	$(BIN)/jarzyn-train --config configs/mnist236.yaml --out $(MNIST_DIR)/pcd --set method=pcd --set walkers.monitor=0 \
+	  --set log.classifier=$(MNIST_DIR)/classifier/classifier.bin $(MNIST_SET)
 	for m in jarzynski pcd; do \
 	  $(BIN)/jarzyn-export --run $(MNIST_DIR)/$$m --out $(MNIST_DIR)/$$m/model.onnx || exit 1; \
 	done

@@ -136,12 +136,19 @@ func (c *Classifier) Close() {
 }
 
 // CheckShape returns an error naming both files when the classifier does
-// not take the images that model (a file path, for the message) samples.
+// not take the images that model (a file path, for the message) samples:
+// the same [C, H, W], or their C·H·W values in one row, as an MLP trained on
+// image files samples them.
 func (c *Classifier) CheckShape(model string, shape []int) error {
-	if !slices.Equal(c.Shape, shape) {
-		return fmt.Errorf("serve: classifier %s takes images %v, but model %s samples %v", c.Path, c.Shape, model, shape)
+	if slices.Equal(c.Shape, shape) {
+		return nil
 	}
-	return nil
+	// an MLP trained on image files samples the images flattened, in the
+	// same C·H·W order
+	if len(shape) == 1 && shape[0] == c.Shape[0]*c.Shape[1]*c.Shape[2] {
+		return nil
+	}
+	return fmt.Errorf("serve: classifier %s takes images %v, but model %s samples %v", c.Path, c.Shape, model, shape)
 }
 
 // Probs returns the class probabilities of the n images x (n×C·H·W),

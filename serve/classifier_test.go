@@ -193,3 +193,29 @@ func TestMainSampleClassifier(t *testing.T) {
 		})
 	}
 }
+
+// CheckShape accepts the classifier's image shape and the same images
+// flattened (an MLP on image files), and refuses anything else naming both
+// files.
+func TestClassifierCheckShape(t *testing.T) {
+	c := &Classifier{Path: "clf.onnx", Shape: []int{1, 4, 4}}
+	for _, tc := range []struct {
+		shape []int
+		ok    bool
+	}{
+		{[]int{1, 4, 4}, true},
+		{[]int{16}, true},
+		{[]int{4, 4}, false},
+		{[]int{17}, false},
+		{[]int{1, 4, 5}, false},
+		{[]int{2}, false},
+	} {
+		err := c.CheckShape("model.onnx", tc.shape)
+		if (err == nil) != tc.ok {
+			t.Errorf("shape %v: %v, want ok %v", tc.shape, err, tc.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "clf.onnx") || !strings.Contains(err.Error(), "model.onnx")) {
+			t.Errorf("shape %v: %v does not name both files", tc.shape, err)
+		}
+	}
+}
