@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -218,15 +217,7 @@ func TestTrainingClassMetric(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Open(filepath.Join(dir, MetricsFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := csv.NewReader(f).ReadAll()
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			rows := readMetricsRows(t, dir)
 			head := rows[0]
 			col := map[string]int{}
 			for i, h := range head {

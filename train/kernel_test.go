@@ -204,15 +204,7 @@ func TestMALARunResumesBitForBit(t *testing.T) {
 			if sum.Accept == nil || !(*sum.Accept > 0 && *sum.Accept < 1) || sum.Resamplings == 0 {
 				t.Fatalf("summary accept %v, resamplings %d: want a rate in (0, 1) and resamplings", sum.Accept, sum.Resamplings)
 			}
-			f, err := os.Open(filepath.Join(dirA, MetricsFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := csv.NewReader(f).ReadAll()
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			rows := readMetricsRows(t, dirA)
 			col := slices.Index(rows[0], "accept")
 			if col < 0 || rows[1][col] != "" || rows[2][col] == "" {
 				t.Fatalf("metrics.csv header %v: want an accept column, empty before the first iteration, then set", rows[0])
@@ -230,15 +222,7 @@ func TestMALARunResumesBitForBit(t *testing.T) {
 				t.Errorf("acceptance %v resumed, %v uninterrupted", *sumB.Accept, *sum.Accept)
 			}
 			names := []string{"walkers", "energies", "grads", "log_weights", "param/w0", "param/w2", "monitor/walkers", "monitor/log_weights", "opt/m/0"}
-			a := readFloats(t, filepath.Join(dirA, CheckpointDir, LatestCkpt), names...)
-			b := readFloats(t, filepath.Join(dirB, CheckpointDir, LatestCkpt), names...)
-			for _, n := range names {
-				for i := range a[n] {
-					if math.Float64bits(a[n][i]) != math.Float64bits(b[n][i]) {
-						t.Fatalf("%s[%d]: uninterrupted %v, resumed %v", n, i, a[n][i], b[n][i])
-					}
-				}
-			}
+			sameCheckpointFloats(t, dirA, dirB, names)
 			pa, _, err := models.ReadParams(filepath.Join(dirA, models.WeightsFile))
 			if err != nil {
 				t.Fatal(err)
@@ -334,15 +318,7 @@ func TestMALAAdaptiveStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dirA, MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readMetricsRows(t, dirA)
 	col := slices.Index(rows[0], "accept")
 	first, _ := strconv.ParseFloat(rows[2][col], 64)
 	last, _ := strconv.ParseFloat(rows[len(rows)-1][col], 64)
@@ -364,15 +340,7 @@ func TestMALAAdaptiveStep(t *testing.T) {
 		t.Errorf("step size %v resumed, %v uninterrupted", *sumB.MALAStepSize, *sum.MALAStepSize)
 	}
 	names := []string{"walkers", "log_weights", "param/w0"}
-	a := readFloats(t, filepath.Join(dirA, CheckpointDir, LatestCkpt), names...)
-	b := readFloats(t, filepath.Join(dirB, CheckpointDir, LatestCkpt), names...)
-	for _, n := range names {
-		for i := range a[n] {
-			if math.Float64bits(a[n][i]) != math.Float64bits(b[n][i]) {
-				t.Fatalf("%s[%d]: uninterrupted %v, resumed %v", n, i, a[n][i], b[n][i])
-			}
-		}
-	}
+	sameCheckpointFloats(t, dirA, dirB, names)
 	for _, bad := range []struct {
 		kernel string
 		target float64
@@ -382,6 +350,37 @@ func TestMALAAdaptiveStep(t *testing.T) {
 		var ke *config.KeyError
 		if err := c.Validate(); !errors.As(err, &ke) || ke.Key != "walkers.target_accept" {
 			t.Errorf("kernel %s, target %v: %v, want a KeyError for walkers.target_accept", bad.kernel, bad.target, err)
+		}
+	}
+}
+
+// readMetricsRows reads dir's metrics.csv, header first.
+func readMetricsRows(t *testing.T, dir string) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// sameCheckpointFloats fails unless the named sections of the latest
+// checkpoints of an uninterrupted run (dirA) and a resumed one (dirB) are
+// equal bit for bit.
+func sameCheckpointFloats(t *testing.T, dirA, dirB string, names []string) {
+	t.Helper()
+	a := readFloats(t, filepath.Join(dirA, CheckpointDir, LatestCkpt), names...)
+	b := readFloats(t, filepath.Join(dirB, CheckpointDir, LatestCkpt), names...)
+	for _, n := range names {
+		for i := range a[n] {
+			if math.Float64bits(a[n][i]) != math.Float64bits(b[n][i]) {
+				t.Fatalf("%s[%d]: uninterrupted %v, resumed %v", n, i, a[n][i], b[n][i])
+			}
 		}
 	}
 }
