@@ -116,3 +116,66 @@ func TestMNISTDriftAtFixedParameters(t *testing.T) {
 		}
 	}
 }
+
+// At θ0 on MNIST-sized data (3000 digits 2/3/6, d = 784, a rank-100 PCA
+// base with ε = 0.01, an MLP whose last layer is zero), log Ẑ is log Z0 and
+// the CE estimate is the analytic cross-entropy of N(μ, Σ) on the data:
+// log Z0 = (d/2)·log 2π + ½[(d − k)·log ε + Σ_j log(λ_j + ε)] plus the mean
+// of ½(x − μ)ᵀΣ⁻¹(x − μ), both written out here in float64 from the fitted
+// μ, v_j and λ_j, with Σ⁻¹ = (I − VVᵀ)/ε + V·diag(1/(λ_j + ε))·Vᵀ.
+func TestMNISTCEAtInit(t *testing.T) {
+	c := DefaultConfig()
+	c.Name, c.Dtype, c.Iterations = "mnist-ce0", "float32", 0
+	c.Model.Spec = models.Spec{Family: models.MLP, Dim: 784, Hidden: []int{32}, Activation: models.SiLU, BaseStd: 1}
+	c.Model.BaseFit, c.Model.BaseRank, c.Model.BaseEps = "pca", 100, 0.01
+	c.Data = DataConfig{Kind: DataMNIST, Path: mnistDir(t), Classes: []int{2, 3, 6}, Counts: []int{1714, 857, 429}, Batch: 128}
+	c.Walkers.N, c.Walkers.Kernel, c.Walkers.Preconditioner, c.Walkers.StepSize = 64, "mala", "base", 0.05
+	c.Log.Plots = false
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer[float32](c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tr.cfg.Model.Spec
+	d, k, eps := 784, s.BaseRank(), s.BaseStd*s.BaseStd
+	if k != 100 || math.Abs(eps-0.01) > 1e-15 {
+		t.Fatalf("fitted rank %d, ε %v; want 100, 0.01", k, eps)
+	}
+	logZ0 := 0.5 * float64(d-k) * math.Log(eps)
+	for _, l := range s.BaseVariances {
+		logZ0 += 0.5 * math.Log(l+eps)
+	}
+	logZ0 += 0.5 * float64(d) * math.Log(2*math.Pi)
+	n := len(tr.data) / d
+	meanQ := 0.0
+	r := make([]float64, d)
+	for i := 0; i < n; i++ {
+		q := 0.0
+		for a := 0; a < d; a++ {
+			r[a] = tr.data[i*d+a] - s.BaseMean[a]
+			q += r[a] * r[a] / eps
+		}
+		for j, l := range s.BaseVariances {
+			cj := 0.0
+			for a := 0; a < d; a++ {
+				cj += s.BaseVectors[j*d+a] * r[a]
+			}
+			q += cj * cj * (1/(l+eps) - 1/eps)
+		}
+		meanQ += 0.5 * q / float64(n)
+	}
+	sum, err := Run(context.Background(), Options{Config: c, OutDir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.LogZEstimate == nil || math.Abs(*sum.LogZEstimate-logZ0) > 1e-9*math.Abs(logZ0) {
+		t.Errorf("log Ẑ at θ0 = %v, closed form %v", fval(sum.LogZEstimate), logZ0)
+	}
+	want := logZ0 + meanQ
+	if sum.CEEstimate == nil || math.Abs(*sum.CEEstimate-want) > 1e-6*math.Abs(want) {
+		t.Errorf("CE estimate at θ0 = %v, analytic %v", fval(sum.CEEstimate), want)
+	}
+	t.Logf("MNIST 2/3/6 (%d images), PCA rank %d, ε %g: log Z0 = %.6f, CE at θ0 = %.6f (analytic %.6f)", n, k, eps, logZ0, fval(sum.CEEstimate), want)
+}
