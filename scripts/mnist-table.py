@@ -16,9 +16,9 @@ def num(v):
 
 
 def table(dirs):
-    print("| run | method | seed | iterations | final fractions | max dev., last quarter | confident (last quarter, min) "
-          "| ESS/N | resamplings | acceptance | monitor CE: last-quarter mean (range over the run) | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | method | seed | iterations | final fractions | last-quarter mean | max dev., last quarter | confident (last quarter, min) "
+          "| ESS/N | resamplings | acceptance | monitor CE: at θ0 → last-quarter mean (rows: min … max) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in dirs:
         mp = os.path.join(d, "metrics.csv")
         if not os.path.exists(mp):
@@ -46,18 +46,19 @@ def table(dirs):
         quarter = [r for r in labelled if int(r["iter"]) >= 0.75 * total]
         dev = max((abs(num(r["class_" + c]) - target[c]) for r in quarter for c in classes if c in target), default=None)
         conf = min((num(r["confident_fraction"]) for r in quarter), default=None)
+        qmean = "/".join(f"{sum(num(r['class_' + c]) for r in quarter) / len(quarter):.3f}" for c in classes) if quarter else "n/a"
         fin = labelled[-1] if labelled else None
         fr = "/".join(f"{num(fin['class_' + c]):.3f}" for c in classes) if fin else "n/a"
         ce = [num(r.get("ce_monitor")) for r in rows if num(r.get("ce_monitor")) is not None]
         ceq = [num(r.get("ce_monitor")) for r in rows
                if num(r.get("ce_monitor")) is not None and int(r["iter"]) >= 0.75 * total]
-        cetxt = f"{sum(ceq) / len(ceq):.1f} ({min(ce):.0f} … {max(ce):.0f})" if ceq else "—"
+        cetxt = f"{ce[0]:.1f} → {sum(ceq) / len(ceq):.1f} ({min(ce):.0f} … {max(ce):.0f})" if ceq else "—"
         ess = num(rows[-1].get("ess_monitor")) or num(rows[-1].get("ess"))
         acc = num(s.get("accept"))
         f = lambda v, p: "n/a" if v is None else f"{v:.{p}f}"
         it = f"{last}" if last == total else f"{last} of {total}"
         print(f"| {os.path.basename(os.path.dirname(d.rstrip('/')))}/{os.path.basename(d.rstrip('/'))} "
-              f"| {s.get('method', '?')} | {s.get('seed', '?')} | {it} | {fr} | {f(dev, 3)} | {f(conf, 3)} | {f(ess, 2)} "
+              f"| {s.get('method', '?')} | {s.get('seed', '?')} | {it} | {fr} | {qmean} | {f(dev, 3)} | {f(conf, 3)} | {f(ess, 2)} "
               f"| {rows[-1].get('resamplings') or '—'} | {f(acc, 2)} | {cetxt} | {f(num(s.get('seconds')) or num(rows[-1]['seconds']), 0)} |")
 
 
