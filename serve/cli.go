@@ -145,6 +145,8 @@ type SampleSummary struct {
 	LatentDim            int      `json:"latent_dim,omitempty"` // r when the walk ran in the latent space
 	Fused                bool     `json:"fused"`                // the model ran on jarzyn's fused operators
 	Precondition         string   `json:"precondition"`         // the moves' M: none or base
+	Kernel               string   `json:"kernel,omitempty"`     // weighted: the moves, ula or mala
+	Accept               *float64 `json:"accept,omitempty"`     // mala: the fraction of proposals accepted
 	WalkerStepsPerSecond float64  `json:"walker_steps_per_second"`
 	ElapsedSeconds       float64  `json:"elapsed_seconds"`
 	// Classes is the --classifier report (also in FILE.classes.json).
@@ -165,6 +167,7 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	extra := fs.Int("extra-steps", 0, "weighted: extra ULA steps at β = 1 after the schedule")
 	threshold := fs.Float64("resample-threshold", 0.5, "weighted: resample when ESS/N falls below this (0 = never)")
 	scheme := fs.String("resample", "systematic", "weighted: resampling scheme, systematic or multinomial")
+	kernel := fs.String("kernel", "ula", "weighted: the moves, ula (the weights carry each move's discretisation error) or mala (Metropolis-adjusted moves, the weights carry only the work of the β steps: exact for any h; step 0 evaluates the start, so it makes steps − 1 moves before the extra steps)")
 	precondition := fs.String("precondition", "auto", "matrix M of the Langevin moves x ← x − h·M·∇U + √(2h)·M^{1/2}·ξ: none (M = I), base (M = Σ of a data-fitted base, model.base_fit pca) or auto (base when the model has one)")
 	runBatch := fs.Int("run-batch", 0, fmt.Sprintf("walkers per ONNX Runtime Run, rounded up to a multiple of 64 (default min(%d, n/cores) on the CPU, the whole batch on CUDA); results do not depend on it", DefaultRunBatch))
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -197,12 +200,12 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	cfg := SampleConfig{N: *n, Steps: *steps, StepSize: *h, Seed: *seed, Init: Init(clip(*init)), Weighted: *weighted,
 		ExtraSteps: *extra, ResampleThreshold: *threshold, ResampleScheme: smc.Scheme(clip(*scheme)), RunBatch: *runBatch,
-		Precondition: Precondition(clip(*precondition))}
+		Precondition: Precondition(clip(*precondition)), Kernel: Kernel(clip(*kernel))}
 	if !cfg.Weighted {
 		// as --extra-steps: settings of weighted sampling are refused, not ignored
 		var werr error
 		fs.Visit(func(fl *flag.Flag) {
-			if werr == nil && (fl.Name == "resample-threshold" || fl.Name == "resample") {
+			if werr == nil && (fl.Name == "resample-threshold" || fl.Name == "resample" || fl.Name == "kernel") {
 				werr = fmt.Errorf("--%s: only applies to weighted sampling (--weighted)", fl.Name)
 			}
 		})
@@ -293,6 +296,10 @@ func mainSample(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		WalkerStepsPerSecond: res.WalkerStepsPerSecond(), ElapsedSeconds: res.Elapsed.Seconds()}
 	if res.Weighted {
 		sum.ESS, sum.ESSFraction, sum.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ
+		sum.Kernel = string(res.Kernel)
+		if res.Kernel == KernelMALA {
+			sum.Accept = &res.Accept
+		}
 	}
 	b, _ := json.Marshal(sum)
 	fmt.Fprintf(stdout, "%s\n", b)

@@ -718,6 +718,10 @@ type SampleRequest struct {
 	// Precondition is the matrix M of the Langevin moves: "auto" (default:
 	// "base" for a model with a data-fitted base), "none" or "base".
 	Precondition string `json:"precondition,omitempty"`
+	// Kernel is the move of weighted annealing: "ula" (default) or "mala"
+	// (Metropolis-adjusted, the weights carrying only the work of the β
+	// steps; weighted only).
+	Kernel string `json:"kernel,omitempty"`
 }
 
 // SampleResponse is the body of a successful POST /v1/sample.
@@ -739,6 +743,8 @@ type SampleResponse struct {
 	ESSFraction *float64  `json:"ess_fraction"`
 	LogZ        *float64  `json:"log_z"`
 	Resamplings int       `json:"resamplings"`
+	// Accept is the fraction of MALA proposals accepted (kernel mala only).
+	Accept *float64 `json:"accept,omitempty"`
 	// LatentDim is r when the walk ran in the model's latent space
 	// (model.latent.onnx), absent when it ran in the full dimension.
 	LatentDim int `json:"latent_dim,omitempty"`
@@ -785,6 +791,9 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 		if req.ResampleScheme != "" {
 			return cfg, fieldErr("resample_scheme", "only applies to weighted sampling")
 		}
+		if req.Kernel != "" {
+			return cfg, fieldErr("kernel", "only applies to weighted sampling")
+		}
 	}
 	if req.ResampleThreshold != nil {
 		cfg.ResampleThreshold = *req.ResampleThreshold
@@ -793,6 +802,7 @@ func (s *Server) sampleConfig(req *SampleRequest, m *Model) (SampleConfig, error
 		cfg.ResampleScheme = smc.Scheme(clip(req.ResampleScheme))
 	}
 	cfg.Precondition = Precondition(clip(req.Precondition))
+	cfg.Kernel = Kernel(clip(req.Kernel))
 	if err := cfg.Validate(m.Info.TrainingInfo); err != nil {
 		return cfg, err
 	}
@@ -857,6 +867,9 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 	if res.Weighted {
 		out.LogWeights = res.LogWeights
 		out.ESS, out.ESSFraction, out.LogZ = &res.ESS, &res.ESSFraction, &res.LogZ
+		if res.Kernel == KernelMALA {
+			out.Accept = &res.Accept
+		}
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }

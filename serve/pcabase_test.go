@@ -456,11 +456,14 @@ func TestPCAWeightedLogZ(t *testing.T) {
 		pre       Precondition
 		h         float64
 		steps     int
+		kernel    Kernel
 	}{
-		{"f=0 M=Σ", 0, PreconditionBase, 0.3, 20},
-		{"f=0 M=I", 0, PreconditionNone, 0.02, 20},
-		{"mlp M=Σ", 0.6, "", 0.1, 60},
-		{"mlp M=I", 0.6, PreconditionNone, 0.02, 60},
+		{"f=0 M=Σ", 0, PreconditionBase, 0.3, 20, ""},
+		{"f=0 M=I", 0, PreconditionNone, 0.02, 20, ""},
+		{"mlp M=Σ", 0.6, "", 0.1, 60, ""},
+		{"mlp M=I", 0.6, PreconditionNone, 0.02, 60, ""},
+		{"mlp M=Σ mala", 0.6, "", 0.8, 60, KernelMALA},
+		{"mlp M=I mala", 0.6, PreconditionNone, 0.05, 60, KernelMALA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pcaParams(t, d, k, tc.lastScale, 3)
@@ -471,13 +474,16 @@ func TestPCAWeightedLogZ(t *testing.T) {
 			m := loadParams(t, p, LoadOptions{Name: "pca", Version: "1", Threads: 1})
 			const n = 4000
 			res, err := Sample(context.Background(), m, SampleConfig{N: n, Steps: tc.steps, StepSize: tc.h, Seed: 21,
-				Weighted: true, ResampleThreshold: 0.5, Precondition: tc.pre})
+				Weighted: true, ResampleThreshold: 0.5, Precondition: tc.pre, Kernel: tc.kernel})
 			if err != nil {
 				t.Fatal(err)
 			}
 			se := math.Sqrt((1/res.ESSFraction-1)/n) * math.Sqrt(float64(1+res.Resamplings))
 			tol := 5*math.Hypot(se, wantSE) + 1e-3
-			t.Logf("log Ẑ %.5f, reference %.5f ± %.5f, ESS/N %.3f, %d resamplings, tolerance %.4f", res.LogZ, want, wantSE, res.ESSFraction, res.Resamplings, tol)
+			t.Logf("log Ẑ %.5f, reference %.5f ± %.5f, ESS/N %.3f, %d resamplings, tolerance %.4f, acceptance %.3f", res.LogZ, want, wantSE, res.ESSFraction, res.Resamplings, tol, res.Accept)
+			if tc.kernel == KernelMALA && !(res.Accept > 0.2 && res.Accept < 0.999) {
+				t.Errorf("MALA acceptance %v: the test does not exercise the accept/reject step", res.Accept)
+			}
 			if math.Abs(res.LogZ-want) > tol {
 				t.Errorf("log Ẑ = %.5f, want %.5f ± %.4f", res.LogZ, want, tol)
 			}
@@ -500,6 +506,7 @@ func TestPCAIndependentOfWorkersAndBatching(t *testing.T) {
 		{N: 130, Steps: 12, StepSize: 0.02, Seed: 2, Precondition: PreconditionNone},
 		{N: 250, Steps: 25, StepSize: 0.15, Seed: 3, Weighted: true, ResampleThreshold: 0.8},
 		{N: 70, Steps: 20, StepSize: 0.1, Seed: 4, Init: InitUniform},
+		{N: 200, Steps: 20, ExtraSteps: 3, StepSize: 0.4, Seed: 5, Weighted: true, ResampleThreshold: 0.9, Kernel: KernelMALA},
 	}
 	solo := make([]*Result, len(cases))
 	for i, c := range cases {
@@ -515,7 +522,7 @@ func TestPCAIndependentOfWorkersAndBatching(t *testing.T) {
 				first = res
 				continue
 			}
-			if !slices.Equal(res.Samples, first.Samples) || !slices.Equal(res.LogWeights, first.LogWeights) {
+			if !slices.Equal(res.Samples, first.Samples) || !slices.Equal(res.LogWeights, first.LogWeights) || res.Accept != first.Accept {
 				t.Errorf("case %d: workers %d, run batch %d gave other samples or weights than one worker", i, run.workers, run.runBatch)
 			}
 		}
@@ -652,6 +659,10 @@ func TestPCABaseHTTPAndCLI(t *testing.T) {
 				{`{"model":"pca","n":10,"steps":1,"precondition":"bogus"}`, 400, `"error":"precondition: must be auto, none or base, got \"bogus\""`},
 				{`{"model":"gauss","n":10,"steps":1,"precondition":"base"}`, 400, `"error":"precondition: base needs a model with a data-fitted base`},
 				{`{"model":"gauss","n":10,"steps":1,"weighted":true,"precondition":"auto"}`, 200, `"log_z":`},
+				{`{"model":"pca","n":100,"steps":10,"weighted":true,"kernel":"mala","h":0.5}`, 200, `"accept":`},
+				{`{"model":"gauss","n":64,"steps":5,"weighted":true,"kernel":"mala"}`, 200, `"accept":`},
+				{`{"model":"pca","n":10,"steps":2,"kernel":"mala"}`, 400, `"error":"kernel: only applies to weighted sampling"`},
+				{`{"model":"pca","n":10,"steps":2,"weighted":true,"kernel":"hmc"}`, 400, `"error":"kernel: must be ula or mala, got \"hmc\""`},
 			} {
 				code, body := call(t, "POST", ts.URL+"/v1/sample", tc.body, nil)
 				if code != tc.code || !strings.Contains(body, tc.want) {
@@ -679,6 +690,13 @@ func TestPCABaseHTTPAndCLI(t *testing.T) {
 	sum, _ := runSample(t, out, "--model", pcaFile, "--n", "200", "--steps", "10", "--weighted")
 	if sum.Precondition != "base" || sum.LogZ == nil {
 		t.Errorf("weighted sample of a data-fitted base: %+v", sum)
+	}
+	sum, _ = runSample(t, out, "--model", pcaFile, "--n", "200", "--steps", "10", "--weighted", "--kernel", "mala", "--h", "0.5")
+	if sum.Kernel != "mala" || sum.Accept == nil || !(*sum.Accept > 0 && *sum.Accept <= 1) || sum.LogZ == nil {
+		t.Errorf("--weighted --kernel mala: %+v", sum)
+	}
+	if code, _, stderr := runMain(t, context.Background(), "sample", "--out", out, "--model", pcaFile, "--n", "10", "--steps", "1", "--kernel", "mala"); code != ExitUsage || !strings.Contains(stderr, "--kernel: only applies to weighted sampling") {
+		t.Errorf("--kernel without --weighted: exit %d, %s", code, stderr)
 	}
 	sum, _ = runSample(t, out, "--model", pcaFile, "--n", "200", "--steps", "10", "--precondition", "none", "--h", "0.01")
 	if sum.Precondition != "none" {

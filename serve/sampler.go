@@ -84,7 +84,24 @@ type SampleConfig struct {
 	// a model with a data-fitted base (model.base_fit pca) and none
 	// otherwise.
 	Precondition Precondition
+	// Kernel is the move of weighted annealing: ula (the default: every
+	// move's discretisation error is carried by the weights) or mala
+	// (Metropolis-adjusted moves at each β, the weights carrying only the
+	// work of the β steps: exact for any h; docs/METHOD.md §8). mala needs
+	// Weighted.
+	Kernel Kernel
 }
+
+// Kernel names the Langevin move of weighted sampling.
+type Kernel string
+
+const (
+	// KernelULA is the unadjusted Langevin move with the weights of
+	// docs/METHOD.md §2.
+	KernelULA Kernel = "ula"
+	// KernelMALA is the Metropolis-adjusted move with work-only weights.
+	KernelMALA Kernel = "mala"
+)
 
 // DefaultSampleConfig returns the defaults: 1000 walkers, 100 steps, the
 // model's h, seed 0, base init, unweighted, resampling at ESS/N < 0.5
@@ -148,6 +165,15 @@ func (c *SampleConfig) Validate(info models.TrainingInfo) error {
 	default:
 		return fieldErr("precondition", "must be auto, none or base, got %q", c.Precondition)
 	}
+	switch c.Kernel {
+	case "", KernelULA:
+	case KernelMALA:
+		if !c.Weighted {
+			return fieldErr("kernel", "mala applies to weighted sampling only (plain sampling uses ULA)")
+		}
+	default:
+		return fieldErr("kernel", "must be ula or mala, got %q", c.Kernel)
+	}
 	if c.Workers < 0 {
 		return fieldErr("workers", "must be ≥ 0, got %d", c.Workers)
 	}
@@ -196,6 +222,10 @@ type Result struct {
 	Batched bool
 	// Precondition is the preconditioner the moves used: none or base.
 	Precondition Precondition
+	// Kernel is the move of weighted annealing (ula or mala); with mala,
+	// Accept is the fraction of proposals accepted over the run.
+	Kernel Kernel
+	Accept float64
 }
 
 // WalkerStepsPerSecond is the sampler's throughput.
@@ -222,8 +252,9 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 	}
 	var res *Result
 	// a data-fitted base does not separate along the latent space (export
-	// writes no latent model for one): such models walk in ℝᵈ
-	if m.latent != nil && !cfg.FullDim && !hasPCABase(&m.Info) {
+	// writes no latent model for one): such models walk in ℝᵈ, and so do
+	// Metropolis-adjusted moves (the latent walk is ULA's)
+	if m.latent != nil && !cfg.FullDim && !hasPCABase(&m.Info) && cfg.Kernel != KernelMALA {
 		res, err = sampleLatent(ctx, m, m.latent, cfg)
 	} else {
 		res, err = sampleFull(ctx, m, cfg, nil)
@@ -256,6 +287,9 @@ func prepare(m *Model, cfg SampleConfig) (SampleConfig, error) {
 		cfg.ResampleScheme = smc.Systematic
 	}
 	cfg.Precondition = resolvePrecondition(&m.Info, cfg.Precondition)
+	if cfg.Kernel == "" {
+		cfg.Kernel = KernelULA
+	}
 	return cfg, nil
 }
 

@@ -214,31 +214,7 @@ func (pop *Population[T]) Accept(h float64, key uint64, accepted []bool) int {
 	counts := make([]int, pop.Chunks())
 	For(pop.Chunks(), func(first, end int) {
 		for c := first; c < end; c++ {
-			lo, hi := ChunkWalkerRange(c, pop.n)
-			rng := pop.noise.Chunk(key, c)
-			decide := func(i int, r float64) {
-				ok := math.Log(rng.Float64()) < r
-				if accepted != nil {
-					accepted[i] = ok
-				}
-				if ok {
-					counts[c]++
-					return
-				}
-				d := pop.d
-				copy(pop.X[i*d:(i+1)*d], pop.XPrev[i*d:(i+1)*d])
-				copy(pop.G[i*d:(i+1)*d], pop.GPrev[i*d:(i+1)*d])
-				pop.U[i] = pop.UPrev[i]
-			}
-			if pop.Precond != nil {
-				pop.logRatios(lo, hi, h, decide)
-				continue
-			}
-			d := pop.d
-			for i := lo; i < hi; i++ {
-				r := i * d
-				decide(i, LogWeightIncrement(h, pop.UPrev[i], pop.U[i], pop.XPrev[r:r+d], pop.X[r:r+d], pop.GPrev[r:r+d], pop.G[r:r+d]))
-			}
+			counts[c] = pop.acceptChunk(c, h, key, accepted)
 		}
 	})
 	n := 0
@@ -246,6 +222,50 @@ func (pop *Population[T]) Accept(h float64, key uint64, accepted []bool) int {
 		n += v
 	}
 	return n
+}
+
+// AcceptChunks is Accept on the walkers of chunks [first, end), for a
+// caller that interleaves its own evaluation of batch parts: each walker's
+// uniform comes from the same stream as in Accept. With Precond, calls that
+// run at the same time must not share a chunk, and MoveChunks must have run
+// since Precond was set. It returns the number accepted.
+func (pop *Population[T]) AcceptChunks(first, end int, h float64, key uint64, accepted []bool) int {
+	n := 0
+	for c := first; c < end; c++ {
+		n += pop.acceptChunk(c, h, key, accepted)
+	}
+	return n
+}
+
+// acceptChunk decides the proposals of chunk c (Accept).
+func (pop *Population[T]) acceptChunk(c int, h float64, key uint64, accepted []bool) int {
+	lo, hi := ChunkWalkerRange(c, pop.n)
+	rng := pop.noise.Chunk(key, c)
+	count := 0
+	decide := func(i int, r float64) {
+		ok := math.Log(rng.Float64()) < r
+		if accepted != nil {
+			accepted[i] = ok
+		}
+		if ok {
+			count++
+			return
+		}
+		d := pop.d
+		copy(pop.X[i*d:(i+1)*d], pop.XPrev[i*d:(i+1)*d])
+		copy(pop.G[i*d:(i+1)*d], pop.GPrev[i*d:(i+1)*d])
+		pop.U[i] = pop.UPrev[i]
+	}
+	if pop.Precond != nil {
+		pop.logRatios(lo, hi, h, decide)
+		return count
+	}
+	d := pop.d
+	for i := lo; i < hi; i++ {
+		r := i * d
+		decide(i, LogWeightIncrement(h, pop.UPrev[i], pop.U[i], pop.XPrev[r:r+d], pop.X[r:r+d], pop.GPrev[r:r+d], pop.G[r:r+d]))
+	}
+	return count
 }
 
 // AddWork adds the work term of a parameter change to every walker's
