@@ -70,7 +70,7 @@ mnist: build
 	  $(BIN)/jarzyn-export --run $(MNIST_DIR)/$$m --out $(MNIST_DIR)/$$m/model.onnx || exit 1; \
 	done
 	$(BIN)/jarzyn-serve sample --model $(MNIST_DIR)/jarzynski/model.onnx --classifier $(MNIST_DIR)/classifier/classifier.onnx \
-	  --n 1024 --steps 500 --seed 1 --weighted --format png --out $(MNIST_DIR)/jarzynski/samples.png
+	  --n 1024 --steps 500 --seed 1 --weighted --kernel mala --format png --out $(MNIST_DIR)/jarzynski/samples.png
 	$(BIN)/jarzyn-serve sample --model $(MNIST_DIR)/pcd/model.onnx --classifier $(MNIST_DIR)/classifier/classifier.onnx \
 	  --n 1024 --steps 500 --seed 1 --format png --out $(MNIST_DIR)/pcd/samples.png
 	@echo "mnist: $(MNIST_DIR)/{jarzynski,pcd}: summary.json (class_fractions vs target_fractions), plots/classes.png, plots/grid_*.png, samples.png, samples.png.classes.json"
