@@ -2,8 +2,8 @@
 """Prints a Markdown table of MNIST class-fraction runs (jarzyn run dirs with
 log.classifier set): final weighted class fractions, the largest deviation
 from the target fractions over the last quarter of training, the confident
-fraction, ESS, resamplings, MALA acceptance, the monitor CE estimate and the
-wall time (stdlib only). Usage: scripts/mnist-table.py RUN_DIR..."""
+fraction, ESS, resamplings, MALA acceptance, the monitor's CE estimate at the
+end, log Ẑ of the training walkers and of the monitor, and the wall time (stdlib only). Usage: scripts/mnist-table.py RUN_DIR..."""
 import csv, json, math, os, sys
 
 
@@ -17,8 +17,8 @@ def num(v):
 
 def table(dirs):
     print("| run | method | seed | iterations | final fractions | last-quarter mean | max dev., last quarter | confident (last quarter, min) "
-          "| ESS/N | resamplings | acceptance | monitor CE: at θ0 → last-quarter mean (rows: min … max) | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| ESS/N | resamplings | acceptance | monitor CE at the end (all data) | log Ẑ at the end: training walkers / monitor | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in dirs:
         mp = os.path.join(d, "metrics.csv")
         if not os.path.exists(mp):
@@ -52,14 +52,17 @@ def table(dirs):
         ce = [num(r.get("ce_monitor")) for r in rows if num(r.get("ce_monitor")) is not None]
         ceq = [num(r.get("ce_monitor")) for r in rows
                if num(r.get("ce_monitor")) is not None and int(r["iter"]) >= 0.75 * total]
-        cetxt = f"{ce[0]:.1f} → {sum(ceq) / len(ceq):.1f} ({min(ce):.0f} … {max(ce):.0f})" if ceq else "—"
+        # the final row averages U over the whole data set (earlier rows over one batch)
+        cetxt = f"{ce[-1]:.1f}" if ce and last == total else "—"
+        lzt, lzm = num(rows[-1].get("log_z_estimate")), num(rows[-1].get("log_z_monitor"))
+        lztxt = f"{lzt:.1f} / {lzm:.1f}" if lzt is not None and lzm is not None else "—"
         ess = num(rows[-1].get("ess_monitor")) or num(rows[-1].get("ess"))
         acc = num(s.get("accept"))
         f = lambda v, p: "n/a" if v is None else f"{v:.{p}f}"
         it = f"{last}" if last == total else f"{last} of {total}"
         print(f"| {os.path.basename(os.path.dirname(d.rstrip('/')))}/{os.path.basename(d.rstrip('/'))} "
               f"| {s.get('method', '?')} | {s.get('seed', '?')} | {it} | {fr} | {qmean} | {f(dev, 3)} | {f(conf, 3)} | {f(ess, 2)} "
-              f"| {rows[-1].get('resamplings') or '—'} | {f(acc, 2)} | {cetxt} | {f(num(s.get('seconds')) or num(rows[-1]['seconds']), 0)} |")
+              f"| {rows[-1].get('resamplings') or '—'} | {f(acc, 2)} | {cetxt} | {lztxt} | {f(num(s.get('seconds')) or num(rows[-1]['seconds']), 0)} |")
 
 
 if __name__ == "__main__":
