@@ -40,6 +40,8 @@
 // to the current log Ẑ and A to 0. The estimate is
 // log Ẑ = logZref + LogMeanExp(A); Ẑ itself is unbiased for Z at any step
 // size h (log Ẑ is low by about half its variance when the ESS is small).
+// With SampleConfig.Kernel mala the moves are Metropolis-adjusted at each β
+// and the weights carry only the work of the β steps (annealed.go).
 //
 // A model with a data-fitted base N(μ0, Σ) (model.base_fit pca) is drawn,
 // annealed from and, by default (SampleConfig.Precondition), walked with
