@@ -879,7 +879,7 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 // latent walk runs solo), and n within the pool. Otherwise nil: the request
 // takes an evaluation slot and runs on its own batch.
 func (s *Server) batcherFor(m *Model, cfg SampleConfig) *Batcher {
-	if s.cfg.Batching == BatchingOff || (m.latent != nil && !cfg.FullDim) || cfg.N > s.cfg.BatchMaxN {
+	if s.cfg.Batching == BatchingOff || walksLatent(m, cfg) || cfg.N > s.cfg.BatchMaxN {
 		return nil
 	}
 	return m.Batcher(BatcherConfig{MaxWalkers: s.cfg.PoolWalkers, MaxQueue: s.cfg.MaxQueue})

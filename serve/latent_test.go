@@ -301,6 +301,22 @@ func TestLatentWeighted(t *testing.T) {
 			}
 		}
 		t.Logf("log Ẑ latent %.4f full %.4f; ESS %.0f / %.0f", lat.LogZ, full.LogZ, e1, e2)
+
+		// Metropolis-adjusted annealing walks in ℝᵈ even beside a latent
+		// model and estimates the same log Z, at an h where ULA's weights
+		// would carry a large discretisation error
+		cfg.FullDim, cfg.Seed, cfg.Kernel, cfg.StepSize = false, 8, KernelMALA, 0.5
+		mala, err := Sample(context.Background(), m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mala.LatentDim != 0 || mala.Kernel != KernelMALA || !(mala.Accept > 0.3 && mala.Accept < 1) {
+			t.Errorf("mala: latent dim %d, kernel %s, acceptance %.3f", mala.LatentDim, mala.Kernel, mala.Accept)
+		}
+		if math.Abs(mala.LogZ-lat.LogZ) > 0.03 {
+			t.Errorf("log Ẑ mala %.4f, latent ULA %.4f", mala.LogZ, lat.LogZ)
+		}
+		t.Logf("log Ẑ mala (h 0.5) %.4f, acceptance %.3f, ESS/N %.3f", mala.LogZ, mala.Accept, mala.ESSFraction)
 	})
 }
 

@@ -251,10 +251,7 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 		return nil, err
 	}
 	var res *Result
-	// a data-fitted base does not separate along the latent space (export
-	// writes no latent model for one): such models walk in ℝᵈ, and so do
-	// Metropolis-adjusted moves (the latent walk is ULA's)
-	if m.latent != nil && !cfg.FullDim && !hasPCABase(&m.Info) && cfg.Kernel != KernelMALA {
+	if walksLatent(m, cfg) {
 		res, err = sampleLatent(ctx, m, m.latent, cfg)
 	} else {
 		res, err = sampleFull(ctx, m, cfg, nil)
@@ -266,6 +263,15 @@ func Sample(ctx context.Context, m *Model, cfg SampleConfig) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// walksLatent reports whether a request walks in the model's latent space:
+// the model has a latent model and the request does not ask for the full
+// dimension. A data-fitted base does not separate along the latent space
+// (export writes no latent model for one), and Metropolis-adjusted moves
+// walk in ℝᵈ (the latent walk is ULA's).
+func walksLatent(m *Model, cfg SampleConfig) bool {
+	return m.latent != nil && !cfg.FullDim && !hasPCABase(&m.Info) && cfg.Kernel != KernelMALA
 }
 
 // prepare validates cfg against the model and the hard limits and resolves
