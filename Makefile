@@ -54,7 +54,7 @@ bench: build
 # MNIST digits 2/3/6 (docs/METHOD.md §5.2): the classifier that labels the
 # walkers, the exact method and PCD on configs/mnist236.yaml (the classifier
 # is set as log.classifier), both exported and sampled with the class
-# fractions. About an hour on one core (two runs of 6000 iterations).
+# fractions. About an hour on two cores (two runs of 6000 iterations).
 MNIST_DIR ?= runs/mnist236
 # extra jarzyn-train flags for both runs, e.g. MNIST_SET="--set iterations=200" for a short try
 MNIST_SET ?=
