@@ -85,6 +85,7 @@ func newAnnealing(w *walk) *annealing {
 	if a.mala {
 		a.modelU, a.modelG = make([]float32, w.n), make([]float32, w.n*w.d)
 		a.accepted, a.acceptedPerChunk = make([]bool, w.n), make([]int, smc.Chunks(w.n))
+		a.pop.PermuteCaches = a.permuteModelCaches
 	}
 	if w.precond {
 		a.pop.Precond = w.base.m
@@ -141,11 +142,7 @@ func (a *annealing) end(k int) error {
 		a.proposals += int64(w.n)
 	}
 	if w.cfg.ResampleThreshold > 0 && pop.ESS() < w.cfg.ResampleThreshold {
-		if a.mala {
-			a.resampleMALA()
-		} else {
-			pop.Resample(w.cfg.ResampleScheme, a.resampleRNG)
-		}
+		pop.Resample(w.cfg.ResampleScheme, a.resampleRNG)
 	}
 	w.progress(k + 1)
 	return nil
@@ -215,21 +212,16 @@ func (a *annealing) afterEvalMALA(first, end, lo, hi int) {
 	}
 }
 
-// resampleMALA resamples the population and permutes the model's cached
-// energies and gradients with it.
-func (a *annealing) resampleMALA() {
+// permuteModelCaches permutes the model's cached energies and gradients
+// with the walkers at a resampling (smc.Population.PermuteCaches).
+func (a *annealing) permuteModelCaches(idx []int, _ []float32) {
 	d := a.w.d
-	pop := a.pop
-	pop.PermuteCaches = func(idx []int, _ []float32) {
-		u := append([]float32(nil), a.modelU...)
-		g := append([]float32(nil), a.modelG...)
-		for i, j := range idx {
-			a.modelU[i] = u[j]
-			copy(a.modelG[i*d:(i+1)*d], g[j*d:(j+1)*d])
-		}
+	u := append([]float32(nil), a.modelU...)
+	g := append([]float32(nil), a.modelG...)
+	for i, j := range idx {
+		a.modelU[i] = u[j]
+		copy(a.modelG[i*d:(i+1)*d], g[j*d:(j+1)*d])
 	}
-	pop.Resample(a.w.cfg.ResampleScheme, a.resampleRNG)
-	pop.PermuteCaches = nil
 }
 
 // setEnergy sets the population's U and G of walkers [lo, hi) to U_β and
